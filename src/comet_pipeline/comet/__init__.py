@@ -1,0 +1,1 @@
+"""CoMet building blocks: confidence weights, model-uncertainty regulariser, meta-learning step."""

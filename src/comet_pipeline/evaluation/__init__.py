@@ -1,0 +1,1 @@
+"""Anomaly-detection metrics (image and pixel level) and label-free thresholds."""

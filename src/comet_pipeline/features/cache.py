@@ -1,0 +1,184 @@
+"""Batched backbone feature extraction with a content-addressed on-disk cache.
+
+Layout: ``<cache_dir>/<key>/<sha256 of the image file bytes>.npy`` holding one image's
+``float16`` features ``(R, C, h, w)``, where ``key = <backbone>_<sha256(json(backbone,
+layers, resolution, rotations, weights sha256))[:12]>``; ``<key>/manifest.json`` records
+what the key stands for. View ``r`` is the image rotated counter-clockwise by
+``rotations[r]`` degrees (``torch.rot90``, multiples of 90).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from comet_pipeline.data.images import load_rgb
+from comet_pipeline.devices import resolve_device
+from comet_pipeline.features.backbones import BackboneSpec, FeatureExtractor, sha256_file, verify_weights
+
+logger = logging.getLogger(__name__)
+
+
+def _check_rotations(rotations: Sequence[int]) -> tuple[int, ...]:
+    """Validate rotation angles (degrees, multiples of 90, at least one)."""
+    rotations = tuple(rotations)
+    if not rotations or not all(isinstance(a, (int, np.integer)) and a % 90 == 0 for a in rotations):
+        raise ValueError(f"rotations must be a non-empty sequence of multiples of 90 degrees; got {rotations!r}")
+    return tuple(int(a) for a in rotations)
+
+
+def cache_key(spec: BackboneSpec, rotations: Sequence[int], weights_sha256: str) -> tuple[str, dict]:
+    """``(key, description)``: the key folder name and the JSON-able fields it hashes."""
+    description = {
+        "backbone": spec.name,
+        "layers": list(spec.layers),
+        "resolution": spec.resolution,
+        "rotations": list(_check_rotations(rotations)),
+        "weights_sha256": weights_sha256,
+    }
+    digest = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+    return f"{spec.name}_{digest[:12]}", description
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` via a temporary file in the same folder and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _ImageDataset(Dataset):
+    """Images as ``uint8`` tensors ``(3, S, S)``, resized (bilinear) to the square resolution ``S``."""
+
+    def __init__(self, paths: Sequence[str], resolution: int) -> None:
+        self.paths = list(paths)
+        self.resolution = resolution
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, Tensor]:
+        image = Image.fromarray(load_rgb(self.paths[index]))
+        image = image.resize((self.resolution, self.resolution), Image.Resampling.BILINEAR)
+        return index, torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+
+
+def _compute(
+    paths: Sequence[str],
+    targets: Sequence[Path],
+    spec: BackboneSpec,
+    rotations: tuple[int, ...],
+    batch_size: int,
+    device: torch.device,
+    num_workers: int,
+    progress: bool,
+) -> None:
+    """Run ``paths`` through the backbone and save each image's ``(R, C, h, w)`` features to ``targets``."""
+    on_cuda = device.type == "cuda"
+    extractor = FeatureExtractor(spec).to(device)
+    if on_cuda:
+        extractor = extractor.to(memory_format=torch.channels_last)
+    loader = DataLoader(
+        _ImageDataset(paths, spec.resolution),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        pin_memory=on_cuda,
+    )
+    n_views = len(rotations)
+    with (
+        torch.inference_mode(),
+        torch.autocast(device_type=device.type, dtype=torch.float16, enabled=on_cuda),
+        tqdm(total=len(paths), unit="img", desc=f"features {spec.name}", disable=not progress) as bar,
+    ):
+        for indices, images in loader:
+            x = images.to(device, non_blocking=True).float().div_(255.0)
+            views = torch.cat([torch.rot90(x, k=(angle // 90) % 4, dims=(2, 3)) for angle in rotations])
+            if on_cuda:
+                views = views.contiguous(memory_format=torch.channels_last)
+            feats = extractor(views)  # (R * B, C, h, w), view-major
+            feats = feats.unflatten(0, (n_views, len(indices))).transpose(0, 1)
+            feats = feats.to(torch.float16).cpu().numpy()
+            for row, index in enumerate(indices.tolist()):
+                _atomic_write(targets[index], lambda handle, a=feats[row]: np.save(handle, a))
+            bar.update(len(indices))
+
+
+def extract_features(
+    paths: list[str],
+    spec: BackboneSpec,
+    rotations: tuple[int, ...] = (0,),
+    cache_dir: str | Path = "data/04_feature/cache",
+    batch_size: int = 32,
+    device: str = "auto",
+    num_workers: int = 0,
+    progress: bool = True,
+) -> np.ndarray:
+    """Features of ``paths`` as ``float16`` array ``(N, R, C, h, w)`` in the order of ``paths``.
+
+    Images are loaded as RGB, resized to ``spec.resolution`` squared, rotated by each angle
+    in ``rotations`` and passed through the frozen backbone. Only images whose file hash is
+    not yet cached under this key are computed (AMP fp16 + channels_last on CUDA).
+    """
+    if not paths:
+        raise ValueError("paths is empty: extract_features needs at least one image path")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+    rotations = _check_rotations(rotations)
+    _, weights_sha256 = verify_weights(spec)
+    key, description = cache_key(spec, rotations, weights_sha256)
+    key_dir = Path(cache_dir) / key
+    key_dir.mkdir(parents=True, exist_ok=True)
+    manifest = key_dir / "manifest.json"
+    if not manifest.exists():
+        _atomic_write(manifest, lambda handle: handle.write(json.dumps(description, indent=2).encode()))
+
+    files = [key_dir / f"{sha256_file(path)}.npy" for path in paths]
+    misses = {file: path for path, file in zip(paths, files) if not file.exists()}  # one run per content
+    logger.info(
+        "Feature cache %s: %d of %d images cached, %d to compute", key_dir, len(paths) - len(misses), len(paths), len(misses)
+    )
+    if misses:
+        _compute(
+            list(misses.values()),
+            list(misses),
+            spec,
+            rotations,
+            batch_size,
+            resolve_device(device),
+            num_workers,
+            progress,
+        )
+
+    out: np.ndarray | None = None
+    for row, file in enumerate(files):
+        try:
+            array = np.load(file, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise RuntimeError(f"cached feature file {file} is unreadable ({err}); delete it to recompute") from err
+        if out is None:
+            out = np.empty((len(files), *array.shape), dtype=np.float16)
+        if array.shape != out.shape[1:] or array.dtype != np.float16:
+            raise RuntimeError(
+                f"cached feature file {file} holds {array.dtype} {array.shape}, expected float16 {out.shape[1:]}; "
+                "delete it to recompute"
+            )
+        out[row] = array
+    return out

@@ -1,0 +1,57 @@
+"""Anomaly detectors behind one interface: DifferNet-style flow and SimpleNet."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+
+import torch
+
+from comet_pipeline.models.base import AnomalyModel
+from comet_pipeline.models.flow import DifferNetFlow
+from comet_pipeline.models.simplenet import SimpleNet
+
+logger = logging.getLogger(__name__)
+
+MODELS: dict[str, type[AnomalyModel]] = {"flow": DifferNetFlow, "simplenet": SimpleNet}
+
+__all__ = ["MODELS", "AnomalyModel", "DifferNetFlow", "SimpleNet", "build_model", "load_model", "save_model"]
+
+
+def build_model(name: str, in_channels: int, **kwargs) -> AnomalyModel:
+    """Instantiate the registered model ``name`` for ``in_channels``-channel features."""
+    if name not in MODELS:
+        raise ValueError(f"model name must be one of {sorted(MODELS)}; got {name!r}")
+    return MODELS[name](in_channels=in_channels, **kwargs)
+
+
+def save_model(model: AnomalyModel, path: str | Path) -> None:
+    """Save ``{"name", "config", "in_channels", "state_dict"}`` with ``torch.save``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bundle = {
+        "name": model.name,
+        "config": model.config(),
+        "in_channels": model.in_channels,
+        "state_dict": model.state_dict(),
+    }
+    torch.save(bundle, path)
+    logger.info("Saved %s model to %s", model.name, path)
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> AnomalyModel:
+    """Rebuild a model saved by :func:`save_model` (``torch.load(weights_only=True)``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {str(path)!r} does not exist; expected a bundle written by save_model")
+    try:
+        bundle = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        raise ValueError(f"model file {str(path)!r} is corrupt or not a torch.save bundle ({err})") from err
+    required = {"name", "config", "in_channels", "state_dict"}
+    if not isinstance(bundle, dict) or not required <= bundle.keys():
+        raise ValueError(f"model file {str(path)!r} is not a save_model bundle: expected a dict with keys {sorted(required)}")
+    model = build_model(bundle["name"], bundle["in_channels"], **bundle["config"])
+    model.load_state_dict(bundle["state_dict"])
+    return model.to(map_location)

@@ -1,0 +1,418 @@
+"""One training loop for the baseline and CoMet (CoMet = switches on the same loop).
+
+Per step, on a task batch ``B`` with confidence weights ``w`` (all 1 unless
+confidence weighting is on)::
+
+    L(θ) = Σ_{i∈B} w_i L_AD(x_i; θ) / Σ_{i∈B} w_i  +  λ(Σ) ‖θ‖²
+
+with ``λ(Σ) = λ0 (1 + γ det Σ)`` when covariance regularisation is on and ``0``
+otherwise; with meta-learning the gradient of ``L`` is replaced by the
+meta-gradient of a support/query split (:mod:`comet_pipeline.comet.meta`).
+With every switch off the loop is the plain baseline: it runs the same code and
+consumes the random number generators in the same order, so parameters are
+bit-identical to a baseline run with the same seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from comet_pipeline.comet.confidence import confidence_weights
+from comet_pipeline.comet.meta import META_ORDERS, meta_gradients, scl_loss
+from comet_pipeline.comet.model_uncertainty import LossWindow, adaptive_lambda
+from comet_pipeline.devices import resolve_device
+from comet_pipeline.models.base import AnomalyModel
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "epoch", "train_loss", "val_loss", "lambda", "det_sigma", "n_weighted", "mean_weight", "seconds",
+)
+WEIGHT_COLUMNS: tuple[str, ...] = ("epoch", "sample_id", "score", "weight", "final")
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_float(name: str, value: object, minimum: float, strict: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < minimum or (strict and value == minimum):
+        bound = ">" if strict else ">="
+        raise ValueError(f"{name} must be a finite number {bound} {minimum}, got {value!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by the baseline and CoMet.
+
+    ``val_fraction`` of the (uncurated) training images is always held out for
+    validation — also for the baseline, so every variant trains on the same images.
+    """
+
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    val_fraction: float = 0.15
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 1
+
+    def __post_init__(self) -> None:
+        _check_int("epochs", self.epochs, 1)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_float("lr", self.lr, 0.0, strict=True)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        _check_float("weight_decay", self.weight_decay, 0.0)
+        _check_float("val_fraction", self.val_fraction, 0.0, strict=True)
+        if self.val_fraction >= 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        _check_int("seed", self.seed, 0)
+        resolve_device(self.device)
+        _check_int("log_every", self.log_every, 1)
+
+
+@dataclass
+class CoMetConfig:
+    """CoMet switches and hyper-parameters; every switch off = the baseline.
+
+    - ``confidence_weighting``: ``w_i = min(1, t / a_θ(x_i))`` with fence factor
+      ``kappa``, recomputed from epoch ``warmup_epochs`` on, every ``reweight_every``
+      epochs (weights are 1 before).
+    - ``covariance_regularization``: ``+ λ(Σ) ‖θ‖²``, ``λ = lambda0 (1 + gamma det Σ)``,
+      ``Σ`` over the last ``window`` (train, validation) loss pairs.
+    - ``meta_learning``: inner step(s) (``inner_steps``, learning rate
+      ``inner_lr`` = α) on half of each batch, outer gradient (``meta_order``) on
+      the other half.
+    """
+
+    confidence_weighting: bool = False
+    covariance_regularization: bool = False
+    meta_learning: bool = False
+    kappa: float = 1.5
+    warmup_epochs: int = 2
+    reweight_every: int = 1
+    lambda0: float = 5e-3
+    gamma: float = 0.5
+    window: int = 10
+    inner_lr: float = 1e-3
+    inner_steps: int = 1
+    meta_order: str = "first"
+
+    def __post_init__(self) -> None:
+        for switch in ("confidence_weighting", "covariance_regularization", "meta_learning"):
+            if not isinstance(getattr(self, switch), bool):
+                raise ValueError(f"{switch} must be True or False, got {getattr(self, switch)!r}")
+        _check_float("kappa", self.kappa, 0.0)
+        _check_int("warmup_epochs", self.warmup_epochs, 0)
+        _check_int("reweight_every", self.reweight_every, 1)
+        _check_float("lambda0", self.lambda0, 0.0)
+        _check_float("gamma", self.gamma, 0.0)
+        _check_int("window", self.window, 2)
+        _check_float("inner_lr", self.inner_lr, 0.0, strict=True)
+        _check_int("inner_steps", self.inner_steps, 1)
+        if self.meta_order not in META_ORDERS:
+            raise ValueError(f"meta_order must be one of {META_ORDERS}, got {self.meta_order!r}")
+
+    @property
+    def enabled(self) -> bool:
+        """True when any CoMet component is switched on."""
+        return self.confidence_weighting or self.covariance_regularization or self.meta_learning
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the trained model (eval mode).
+        history: one row per epoch, columns :data:`HISTORY_COLUMNS`; ``train_loss``
+            is the unweighted mean ``L_AD`` of the epoch's steps, ``val_loss`` the
+            mean ``L_AD`` over the validation images after the epoch, ``lambda`` /
+            ``det_sigma`` their values at the end of the epoch, ``n_weighted`` the
+            number of training images with ``w < 1``.
+        weights: long form, columns :data:`WEIGHT_COLUMNS`: the weights of the
+            training images at every re-weighting epoch (``final=False``) and the
+            final weights of all images (``final=True``, ``epoch = epochs``).
+        final_weights: ``w`` per ``sample_id`` of all images (training and
+            validation) from the final model's scores; all 1.0 without confidence
+            weighting.
+        train_ids / val_ids: the images trained on / held out for validation.
+        train_scores / val_scores: the final model's scores of those images, in that order.
+    """
+
+    model: AnomalyModel
+    history: pd.DataFrame
+    weights: pd.DataFrame
+    final_weights: pd.Series
+    train_ids: list[str]
+    val_ids: list[str]
+    train_scores: np.ndarray
+    val_scores: np.ndarray
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no grad inside; the previous train/eval mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _batched(
+    fn: Callable[[Tensor], Tensor],
+    features: Tensor,
+    batch_size: int,
+    device: torch.device,
+    index: Tensor | None = None,
+) -> Tensor:
+    """``fn`` over ``features[index]`` in batches (float32 on ``device``), concatenated on the CPU."""
+    index = torch.arange(len(features)) if index is None else index
+    out = [fn(features[chunk.to(features.device)].to(device).float()).cpu() for chunk in index.split(batch_size)]
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def _model_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return device if isinstance(device, torch.device) else resolve_device(device)
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def score_features(
+    model: AnomalyModel,
+    features: Tensor | np.ndarray,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Image anomaly scores ``model.score(x)`` of all ``features`` (eval mode, no grad), shape ``(N,)``.
+
+    ``device`` defaults to the model's device; the model must already live there.
+    """
+    _check_int("batch_size", batch_size, 1)
+    dev = _model_device(model, device)
+    with _eval_mode(model):
+        return _batched(model.score, torch.as_tensor(features), batch_size, dev).numpy()
+
+
+def anomaly_maps(
+    model: AnomalyModel,
+    features: Tensor | np.ndarray,
+    size: tuple[int, int],
+    batch_size: int = 16,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Pixel anomaly maps ``model.anomaly_map(x, size)`` of all ``features``, shape ``(N, H, W)``."""
+    _check_int("batch_size", batch_size, 1)
+    dev = _model_device(model, device)
+    with _eval_mode(model):
+        return _batched(lambda x: model.anomaly_map(x, size), torch.as_tensor(features), batch_size, dev).numpy()
+
+
+def _split(n: int, val_fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Random (train, validation) index split, each sorted; at least one image in each."""
+    n_val = max(1, round(val_fraction * n))
+    if n - n_val < 1:
+        raise ValueError(f"need at least 2 images to hold out val_fraction={val_fraction} for validation, got {n}")
+    perm = torch.randperm(n, generator=generator)
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def _weight_frame(epoch: int, ids: list[str], scores: Tensor, weights: Tensor, final: bool) -> pd.DataFrame:
+    """Long-form rows ``(epoch, sample_id, score, weight, final)`` of one weighting."""
+    return pd.DataFrame(
+        {"epoch": epoch, "sample_id": ids, "score": scores.numpy(), "weight": weights.numpy(), "final": final}
+    )
+
+
+def _halves(index: Tensor) -> tuple[Tensor, Tensor]:
+    """Support/query split of a task batch (first/second half; a single sample serves as both)."""
+    if len(index) < 2:
+        return index, index
+    half = len(index) // 2
+    return index[:half], index[half:]
+
+
+def train(
+    model: AnomalyModel,
+    features: Tensor | np.ndarray,
+    sample_ids: Sequence[str],
+    config: TrainConfig | None = None,
+    comet: CoMetConfig | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` on uncurated ``features`` (N, ...) with optional CoMet components.
+
+    The images are split once (seeded) into training and validation images;
+    ``torch.manual_seed(config.seed)`` seeds the model's own randomness and a
+    seeded ``torch.Generator`` drives the split and the per-epoch shuffles.
+    Features may be float16: they are moved to the device once and converted to
+    float32 per batch.
+
+    Per epoch, with confidence weighting from ``warmup_epochs`` on (every
+    ``reweight_every`` epochs), all training images are scored by the current
+    model and get ``w = confidence_weights(scores, kappa)``; weights live in one
+    vector aligned with ``sample_ids`` and each batch looks them up by its images'
+    global indices (never by batch position). Per step the loss is
+    ``Σ w_i L_AD(x_i) / Σ w_i + λ(Σ) ‖θ‖²`` (``λ = 0`` without covariance
+    regularisation; ``λ`` from the window as it stands before the step, which
+    then appends the batch's unweighted mean training loss and the mean loss of
+    a validation mini-batch, both at the pre-update θ). With meta-learning the
+    batch is split in support/query halves and the optimizer applies
+    :func:`~comet_pipeline.comet.meta.meta_gradients`; the step's training loss
+    is then the unweighted support loss at θ.
+
+    Raises:
+        ValueError: on inconsistent inputs (lengths, duplicate ids).
+        FloatingPointError: when a training loss is not finite (epoch and step named).
+    """
+    config = TrainConfig() if config is None else config
+    comet = CoMetConfig() if comet is None else comet
+    ids = [str(s) for s in sample_ids]
+    n = len(ids)
+    if len(features) != n:
+        raise ValueError(f"features has {len(features)} rows but sample_ids has {n} entries")
+    if len(set(ids)) != n:
+        raise ValueError("sample_ids must be unique")
+
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    # validation mini-batches for Σ come from their own stream, so the shuffles stay the baseline's
+    val_generator = torch.Generator().manual_seed(config.seed + 1)
+    feats = torch.as_tensor(features).to(device)
+    train_idx, val_idx = _split(n, config.val_fraction, generator)
+    train_ids = [ids[i] for i in train_idx.tolist()]
+    val_ids = [ids[i] for i in val_idx.tolist()]
+    n_train = len(train_idx)
+    train_on_device = train_idx.to(device)
+
+    model.to(device)
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    if not params:
+        raise ValueError("model has no trainable parameters (none with requires_grad=True)")
+    optimizer_cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+    optimizer = optimizer_cls(list(params.values()), lr=config.lr, weight_decay=config.weight_decay)
+
+    weights = torch.ones(n, device=device)  # w per image, indexed like sample_ids
+    window = LossWindow(comet.window)
+    weight_frames: list[pd.DataFrame] = []
+    history: list[dict[str, float]] = []
+    logger.info(
+        "training %s on %d images (%d held out for validation), device=%s, comet=%s",
+        type(model).__name__, n_train, len(val_idx), device, comet if comet.enabled else "off",
+    )
+
+    def current_lambda() -> tuple[float, float]:
+        if not comet.covariance_regularization:
+            return 0.0, 0.0
+        det = window.determinant()
+        return adaptive_lambda(det, comet.lambda0, comet.gamma), det
+
+    def mean_loss(index: Tensor) -> float:
+        with _eval_mode(model):
+            return float(_batched(model, feats, config.batch_size, device, index).mean())
+
+    for epoch in tqdm(range(config.epochs), desc="epochs", disable=not progress):
+        start = time.perf_counter()
+        if (
+            comet.confidence_weighting
+            and epoch >= comet.warmup_epochs
+            and (epoch - comet.warmup_epochs) % comet.reweight_every == 0
+        ):
+            with _eval_mode(model):
+                scores = _batched(model.score, feats, config.batch_size, device, train_idx)
+            w, t = confidence_weights(scores, comet.kappa)
+            weights[train_on_device] = w.to(device)
+            weight_frames.append(_weight_frame(epoch, train_ids, scores, w, final=False))
+            logger.debug("epoch %d: re-weighted, t=%.4g", epoch, t)
+
+        model.train()
+        step_losses = []
+        perm = torch.randperm(n_train, generator=generator)
+        for step, chunk in enumerate(perm.split(config.batch_size)):
+            batch = train_idx[chunk].to(device)
+            lam, _ = current_lambda()
+            if comet.meta_learning:
+                support, query = _halves(batch)
+                result = meta_gradients(
+                    model, feats[support].float(), weights[support], feats[query].float(), weights[query],
+                    alpha=comet.inner_lr, inner_steps=comet.inner_steps, l2_coef=lam, order=comet.meta_order,
+                )
+                loss, per_sample = result.meta_loss, result.support_losses
+            else:
+                loss, per_sample = scl_loss(model, feats[batch].float(), weights[batch], lam)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"non-finite training loss ({loss_value}) at epoch {epoch}, step {step}")
+            train_loss = float(per_sample.detach().mean())
+            step_losses.append(train_loss)
+            if comet.covariance_regularization:  # both losses at the same θ, before the update
+                val_batch = val_idx[torch.randperm(len(val_idx), generator=val_generator)[: config.batch_size]]
+                window.append(train_loss, mean_loss(val_batch))
+            optimizer.zero_grad(set_to_none=True)
+            if comet.meta_learning:
+                for name, p in params.items():
+                    p.grad = result.grads[name]
+            else:
+                loss.backward()
+            optimizer.step()
+
+        lam, det = current_lambda()
+        train_w = weights[train_on_device]
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(step_losses)),
+            "val_loss": mean_loss(val_idx),
+            "lambda": lam,
+            "det_sigma": det,
+            "n_weighted": int((train_w < 1).sum()),
+            "mean_weight": float(train_w.mean()),
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(row)
+        if (epoch + 1) % config.log_every == 0 or epoch + 1 == config.epochs:
+            logger.info(
+                "epoch %d/%d train_loss=%.5g val_loss=%.5g lambda=%.3g det_sigma=%.3g n_weighted=%d (%.1fs)",
+                epoch + 1, config.epochs, row["train_loss"], row["val_loss"],
+                lam, det, row["n_weighted"], row["seconds"],
+            )
+
+    model.eval()
+    with _eval_mode(model):
+        all_scores = _batched(model.score, feats, config.batch_size, device)
+    final_w = confidence_weights(all_scores, comet.kappa)[0] if comet.confidence_weighting else torch.ones(n)
+    weight_frames.append(_weight_frame(config.epochs, ids, all_scores, final_w, final=True))
+    scores_np = all_scores.numpy()
+    return TrainResult(
+        model=model,
+        history=pd.DataFrame(history, columns=list(HISTORY_COLUMNS)),
+        weights=pd.concat(weight_frames, ignore_index=True),
+        final_weights=pd.Series(
+            final_w.numpy().astype(np.float64), index=pd.Index(ids, name="sample_id"), name="weight"
+        ),
+        train_ids=train_ids,
+        val_ids=val_ids,
+        train_scores=scores_np[train_idx.numpy()],
+        val_scores=scores_np[val_idx.numpy()],
+    )
