@@ -1,4 +1,4 @@
-"""Σ of the normalised (train, val) loss window and λ(Σ) = λ0(1 + γ det Σ)."""
+"""Σ of the jointly standardised (train, val) loss window and λ(Σ) = λ0(1 + γ det Σ)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def test_covariance_matches_hand_normalised_np_cov() -> None:
     window = LossWindow(size=5)
     for t, v in zip(train, val):
         window.append(t, v)
-    expected = np.cov(np.stack([train / np.abs(train).mean(), val / np.abs(val).mean()]))
+    both = np.concatenate([train, val])
+    expected = np.cov(np.stack([train, val]) - both.mean()) / both.var()
     np.testing.assert_allclose(window.covariance(), expected, rtol=1e-9)
     assert window.determinant() == pytest.approx(np.linalg.det(expected), rel=1e-9)
 
@@ -26,10 +27,10 @@ def test_window_keeps_last_pairs_and_is_scale_free() -> None:
     window, scaled = LossWindow(size=4), LossWindow(size=4)
     for t, v in zip(train, val):
         window.append(t, v)
-        scaled.append(1000 * t, 0.01 * v)
+        scaled.append(1000 * t - 7, 1000 * v - 7)  # same unit change and offset for both losses
     assert len(window) == 4
     tail = np.array([train[-4:], val[-4:]])
-    expected = np.cov(tail / np.abs(tail).mean(axis=1, keepdims=True))
+    expected = np.cov((tail - tail.mean()) / tail.std())
     np.testing.assert_allclose(window.covariance(), expected, rtol=1e-9)
     assert scaled.determinant() == pytest.approx(window.determinant(), rel=1e-6)
 

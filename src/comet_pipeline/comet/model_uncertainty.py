@@ -24,13 +24,14 @@ _NORM_EPS = 1e-12
 class LossWindow:
     """The last ``size`` pairs ``(L_train, L_val)`` and their covariance ``Σ``.
 
-    Each series is divided by its mean absolute value over the window,
-    ``x / (mean|x| + 1e-12)``, before the covariance is taken. Raw losses of
-    different detectors differ by orders of magnitude (a flow's negative
-    log-likelihood vs. SimpleNet's hinge loss), so without this ``det Σ`` — which
-    scales with the fourth power of the loss unit — would make ``γ`` model-specific;
-    normalised, ``Σ`` holds squared coefficients of variation and ``det Σ`` is
-    scale-free.
+    Both series are standardised *jointly* before the covariance is taken:
+    ``x' = (x - m) / s`` with ``m, s`` the mean and std of all ``2n`` losses in
+    the window (as the authors' code does). Raw losses of different detectors
+    differ by orders of magnitude and a flow's negative log-likelihood crosses
+    zero, so without this ``det Σ`` — which scales with the fourth power of the
+    loss unit — would make ``γ`` model-specific. Standardised, ``det Σ`` is free of
+    the loss's scale and offset, bounded (``Σ``'s trace is at most ~2), and
+    still grows when the two losses fluctuate independently (unstable training).
     """
 
     def __init__(self, size: int = 10) -> None:
@@ -50,14 +51,14 @@ class LossWindow:
         self._pairs.append((train, val))
 
     def covariance(self) -> np.ndarray:
-        """``Σ = cov([L_train, L_val])`` (2×2, ddof=1) of the mean-|x|-normalised window.
+        """``Σ = cov([L_train, L_val])`` (2×2, ddof=1) of the jointly standardised window.
 
         Returns a 2×2 zero matrix while fewer than two pairs are stored.
         """
         if len(self._pairs) < 2:
             return np.zeros((2, 2))
         losses = np.asarray(self._pairs, dtype=np.float64)  # (n, 2)
-        losses = losses / (np.abs(losses).mean(axis=0) + _NORM_EPS)
+        losses = (losses - losses.mean()) / (losses.std() + _NORM_EPS)
         return np.cov(losses, rowvar=False)
 
     def determinant(self) -> float:

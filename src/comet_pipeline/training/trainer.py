@@ -108,7 +108,7 @@ class CoMetConfig:
     kappa: float = 1.5
     warmup_epochs: int = 2
     reweight_every: int = 1
-    lambda0: float = 5e-3
+    lambda0: float = 1e-5
     gamma: float = 0.5
     window: int = 10
     inner_lr: float = 1e-3
