@@ -53,9 +53,15 @@ class CategoryData:
 def parse_model_setups(train_params: dict[str, Any]) -> list[ModelSetup]:
     """Validate ``train`` parameters: ``models`` plus one ``{model: {...}, optim: {...}}`` block per model."""
     problems: list[str] = []
+    train_params = dict(train_params or {})
     names = list(train_params.get("models") or [])
     if not names:
         problems.append("train.models: expected a non-empty list of model names")
+    allowed = {"models", "checkpoints", *MODELS}
+    for key in sorted(set(train_params) - allowed):
+        problems.append(f"train.{key}: unknown key; expected one of {sorted(allowed)}")
+    if not isinstance(train_params.get("checkpoints", False), bool):
+        problems.append(f"train.checkpoints: got {train_params['checkpoints']!r}, expected true or false")
     setups = []
     for name in names:
         if name not in MODELS:
@@ -68,7 +74,14 @@ def parse_model_setups(train_params: dict[str, Any]) -> list[ModelSetup]:
         accepted = set(inspect.signature(MODELS[name].__init__).parameters) - {"self", "in_channels"}
         for key in sorted(set(kwargs) - accepted):
             problems.append(f"train.{name}.model.{key}: unknown key; expected one of {sorted(accepted)}")
-        config = collect(TrainConfig, block.get("optim"), f"train.{name}.optim", problems)
+        optim = block.get("optim")
+        if isinstance(optim, dict) and "checkpoint_dir" in optim:
+            problems.append(
+                f"train.{name}.optim.checkpoint_dir: not set per model; use train.checkpoints: true "
+                "(one folder per category and model under data/06_models/checkpoints/<strategy>/)"
+            )
+            optim = {k: v for k, v in optim.items() if k != "checkpoint_dir"}
+        config = collect(TrainConfig, optim, f"train.{name}.optim", problems)
         if config is not None:
             setups.append(ModelSetup(name, kwargs, config))
     if problems:
@@ -154,11 +167,16 @@ def training_tables(key: str, result: TrainResult) -> tuple[pd.DataFrame, pd.Dat
     return tuple(table.assign(key=key) for table in (result.history, result.weights, final))  # type: ignore[return-value]
 
 
-def label_free_threshold(train_scores: pd.DataFrame, params: ThresholdParams) -> float:
-    """Threshold from held-out training scores (the validation split; all of train if it has < 4 images)."""
+def held_out_scores(train_scores: pd.DataFrame) -> np.ndarray:
+    """Scores the label-free threshold is set from: the validation split; all of train if it has < 4 images."""
     val = train_scores.loc[train_scores["role"] == "val", "score"]
-    scores = val if len(val) >= 4 else train_scores["score"]
-    return threshold_from_scores(scores.to_numpy(), method=params.method, kappa=params.kappa, quantile=params.quantile)
+    return (val if len(val) >= 4 else train_scores["score"]).to_numpy(dtype=np.float64)
+
+
+def label_free_threshold(train_scores: pd.DataFrame, params: ThresholdParams) -> float:
+    """Threshold from held-out training scores (see :func:`held_out_scores`)."""
+    scores = held_out_scores(train_scores)
+    return threshold_from_scores(scores, method=params.method, kappa=params.kappa, quantile=params.quantile)
 
 
 def evaluate_cell(

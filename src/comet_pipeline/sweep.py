@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from comet_pipeline.config import EvaluationParams, FeatureParams, require
+from comet_pipeline.config import PROJECT_PATH, EvaluationParams, FeatureParams, require
 from comet_pipeline.data.contamination import contaminate
 from comet_pipeline.experiment import ModelSetup, evaluate_cell, load_category, train_cell, training_tables
 from comet_pipeline.training.trainer import CoMetConfig
@@ -36,7 +36,7 @@ class SweepParams:
     models: tuple[str, ...] = ("flow", "simplenet")
     strategies: tuple[str, ...] = ("baseline", "comet")
     categories: tuple[str, ...] | None = None
-    results_dir: str = "data/07_model_output/noise_sweep"
+    results_dir: str = dataclasses.field(default="data/07_model_output/noise_sweep", metadata=PROJECT_PATH)
 
     def __post_init__(self) -> None:
         require(len(self.ratios) > 0, "noise_sweep.ratios: expected at least one ratio")

@@ -7,10 +7,13 @@ or corrupt files fail here, with the path, rather than deep inside a model.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
@@ -91,14 +94,29 @@ def load_mask(
 ) -> np.ndarray:
     """Load a pixel mask as ``bool`` array ``(H, W)``: grey value > 127 is anomalous.
 
+    A mask with other grey levels than 0 and 255 (anti-aliased, JPEG) is
+    binarised at > 127 with a warning naming the file; a 0/1 label image (max
+    value 1) reads 1 as anomalous, also with a warning.
+
     ``expected_size`` is the ``(height, width)`` of the image the mask belongs to
     (``image_path``, used in the error message); a different size raises ValueError.
     """
     image = _decode(path)
     try:
-        mask = np.asarray(image.convert("L")) > 127
+        grey = np.asarray(image.convert("L"))
     except Exception as err:
         raise ImageReadError(path, f"cannot convert mode {image.mode!r} to grey ({err})") from err
+    values = np.unique(grey)
+    if values.size and values.max() == 1:  # a 0/1 label image: 1 would vanish under the > 127 rule
+        logger.warning("mask %s holds values 0/1 instead of 0/255; reading 1 as anomalous", path)
+        mask = grey > 0
+    else:
+        if not np.isin(values, (0, 255)).all():
+            logger.warning(
+                "mask %s is not binary (%d grey levels between %d and %d); binarised at > 127",
+                path, values.size, int(values.min()), int(values.max()),
+            )
+        mask = grey > 127
     if expected_size is not None and mask.shape != tuple(expected_size):
         h, w = mask.shape
         eh, ew = expected_size

@@ -4,7 +4,7 @@ Layout: ``<cache_dir>/<key>/<sha256 of the image file bytes>.npy`` holding one i
 ``float16`` features ``(R, C, h, w)``, where ``key = <backbone>_<sha256(json(backbone,
 layers, resolution, rotations, weights sha256))[:12]>``; ``<key>/manifest.json`` records
 what the key stands for. View ``r`` is the image rotated counter-clockwise by
-``rotations[r]`` degrees (``torch.rot90``, multiples of 90).
+``rotations[r]`` degrees (as ``torch.rot90``, multiples of 90; see :func:`rotate`).
 """
 
 from __future__ import annotations
@@ -65,6 +65,32 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
+def load_resized(path: str | Path, resolution: int) -> Tensor:
+    """Image ``path`` as RGB ``uint8`` tensor ``(3, S, S)``, resized (bilinear) to ``S = resolution``."""
+    image = Image.fromarray(load_rgb(path)).resize((resolution, resolution), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+
+
+def rotate(images: Tensor, angle: int) -> Tensor:
+    """``torch.rot90(images, k=angle // 90, dims=(2, 3))`` written with flips and transposes.
+
+    Same values as ``torch.rot90`` (counter-clockwise), but exportable to ONNX, which has no rot90.
+    """
+    k = (int(angle) // 90) % 4
+    if k == 1:
+        return images.flip(3).transpose(2, 3)
+    if k == 2:
+        return images.flip(2).flip(3)
+    if k == 3:
+        return images.transpose(2, 3).flip(3)
+    return images
+
+
+def rotation_views(images: Tensor, rotations: Sequence[int]) -> Tensor:
+    """The ``R`` rotated views of ``images`` ``(B, 3, H, W)``, view-major: ``(R * B, 3, H, W)``."""
+    return torch.cat([rotate(images, angle) for angle in rotations])
+
+
 class _ImageDataset(Dataset):
     """Images as ``uint8`` tensors ``(3, S, S)``, resized (bilinear) to the square resolution ``S``."""
 
@@ -76,9 +102,7 @@ class _ImageDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, Tensor]:
-        image = Image.fromarray(load_rgb(self.paths[index]))
-        image = image.resize((self.resolution, self.resolution), Image.Resampling.BILINEAR)
-        return index, torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+        return index, load_resized(self.paths[index], self.resolution)
 
 
 def _compute(
@@ -110,7 +134,7 @@ def _compute(
     ):
         for indices, images in loader:
             x = images.to(device, non_blocking=True).float().div_(255.0)
-            views = torch.cat([torch.rot90(x, k=(angle // 90) % 4, dims=(2, 3)) for angle in rotations])
+            views = rotation_views(x, rotations)
             if on_cuda:
                 views = views.contiguous(memory_format=torch.channels_last)
             feats = extractor(views)  # (R * B, C, h, w), view-major

@@ -11,6 +11,7 @@ import torch
 from comet_pipeline.models.base import AnomalyModel
 from comet_pipeline.models.flow import DifferNetFlow
 from comet_pipeline.models.simplenet import SimpleNet
+from comet_pipeline.safety import load_error_reason
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> An
     try:
         bundle = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
-        raise ValueError(f"model file {str(path)!r} is corrupt or not a torch.save bundle ({err})") from err
+        raise ValueError(f"model file {str(path)!r}: {load_error_reason(err)}; expected a bundle written by save_model") from err
     required = {"name", "config", "in_channels", "state_dict"}
     if not isinstance(bundle, dict) or not required <= bundle.keys():
         raise ValueError(f"model file {str(path)!r} is not a save_model bundle: expected a dict with keys {sorted(required)}")

@@ -93,13 +93,13 @@ class DifferNetFlow(AnomalyModel):
                 f"features must have shape (B, R, {self.in_channels}, h, w); got {tuple(features.shape)}"
             )
         cells = F.adaptive_avg_pool2d(features.flatten(0, 1).float(), self.grid)  # (B*R, C, g, g)
-        return cells.flatten(2).transpose(1, 2).unflatten(0, features.shape[:2])
+        return cells.flatten(2).transpose(1, 2).unflatten(0, (-1, features.shape[1]))  # -1: dynamic batch in exports
 
     def latent(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """``(z, log|det J|)`` with shapes ``(B, R, G, C)`` and ``(B, R, G)``."""
         y = self.embed(features)
         z, log_jac_det = self.flow(y.flatten(0, 2))
-        return z.unflatten(0, y.shape[:3]), log_jac_det.unflatten(0, y.shape[:3])
+        return z.reshape_as(y), log_jac_det.reshape_as(y[..., 0])
 
     def forward(self, features: Tensor) -> Tensor:
         """Per-sample NLL ``mean_{r,g} (0.5 ||z||^2 - log|det J|) / C``, shape ``(B,)``."""

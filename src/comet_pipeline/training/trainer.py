@@ -15,12 +15,19 @@ bit-identical to a baseline run with the same seed.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import math
+import os
+import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,28 +38,52 @@ from tqdm.auto import tqdm
 from comet_pipeline.comet.confidence import confidence_weights
 from comet_pipeline.comet.meta import META_ORDERS, meta_gradients, scl_loss
 from comet_pipeline.comet.model_uncertainty import LossWindow, adaptive_lambda
+from comet_pipeline.config import ConfigError
 from comet_pipeline.devices import resolve_device
+from comet_pipeline.safety import load_error_reason
 from comet_pipeline.models.base import AnomalyModel
 
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+NONFINITE_CHOICES: tuple[str, ...] = ("raise", "skip")
 HISTORY_COLUMNS: tuple[str, ...] = (
-    "epoch", "train_loss", "val_loss", "lambda", "det_sigma", "n_weighted", "mean_weight", "seconds",
+    "epoch", "train_loss", "val_loss", "lambda", "det_sigma", "n_weighted", "mean_weight", "n_skipped", "seconds",
+)
+#: the checkpoint file inside ``TrainConfig.checkpoint_dir`` (the state after the last finished epoch)
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+_CHECKPOINT_KEYS = frozenset(
+    {"format", "fingerprint", "epoch", "model", "optimizer", "weights", "window", "history", "weight_frames", "rng"}
 )
 WEIGHT_COLUMNS: tuple[str, ...] = ("epoch", "sample_id", "score", "weight", "final")
 
 
-def _check_int(name: str, value: object, minimum: int) -> None:
+def _int_problem(name: str, value: object, minimum: int) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        return f"{name}: expected an integer >= {minimum}, got {value!r}"
+    return None
 
 
-def _check_float(name: str, value: object, minimum: float, strict: bool = False) -> None:
+def _float_problem(name: str, value: object, minimum: float, strict: bool = False) -> str | None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < minimum or (strict and value == minimum):
         bound = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {bound} {minimum}, got {value!r}")
+        return f"{name}: expected a finite number {bound} {minimum}, got {value!r}"
+    return None
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    problem = _int_problem(name, value, minimum)
+    if problem:
+        raise ValueError(problem)
+
+
+def _raise_problems(problems: list[str | None]) -> None:
+    """One :class:`ConfigError` (a ValueError) listing every problem, if any."""
+    found = [p for p in problems if p]
+    if found:
+        raise ConfigError(found)
 
 
 @dataclass
@@ -61,6 +92,16 @@ class TrainConfig:
 
     ``val_fraction`` of the (uncurated) training images is always held out for
     validation — also for the baseline, so every variant trains on the same images.
+
+    ``on_nonfinite``: what a non-finite training loss or gradient does — ``"raise"``
+    (FloatingPointError naming epoch and step) or ``"skip"`` (the batch is not
+    applied, a warning is logged and the history's ``n_skipped`` counts it).
+    Either way a model with a non-finite parameter is never returned or
+    checkpointed: that raises FloatingPointError.
+
+    ``checkpoint_dir``: when set, the full training state is written there after
+    every epoch (atomically) and :func:`train` resumes from it; see
+    :data:`CHECKPOINT_FILE`.
     """
 
     epochs: int = 20
@@ -72,20 +113,32 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     log_every: int = 1
+    on_nonfinite: str = "raise"
+    checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_float("lr", self.lr, 0.0, strict=True)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        _check_float("weight_decay", self.weight_decay, 0.0)
-        _check_float("val_fraction", self.val_fraction, 0.0, strict=True)
-        if self.val_fraction >= 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
-        _check_int("seed", self.seed, 0)
-        resolve_device(self.device)
-        _check_int("log_every", self.log_every, 1)
+        problems = [
+            _int_problem("epochs", self.epochs, 1),
+            _int_problem("batch_size", self.batch_size, 1),
+            _float_problem("lr", self.lr, 0.0, strict=True),
+            None if self.optimizer in OPTIMIZERS else f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}",
+            _float_problem("weight_decay", self.weight_decay, 0.0),
+            _float_problem("val_fraction", self.val_fraction, 0.0, strict=True)
+            or (f"val_fraction: expected a number in (0, 1), got {self.val_fraction!r}" if self.val_fraction >= 1 else None),
+            _int_problem("seed", self.seed, 0),
+            _int_problem("log_every", self.log_every, 1),
+            None
+            if self.on_nonfinite in NONFINITE_CHOICES
+            else f"on_nonfinite: expected one of {NONFINITE_CHOICES}, got {self.on_nonfinite!r}",
+            None
+            if self.checkpoint_dir is None or (isinstance(self.checkpoint_dir, str) and self.checkpoint_dir.strip())
+            else f"checkpoint_dir: expected a folder path or None, got {self.checkpoint_dir!r}",
+        ]
+        try:
+            resolve_device(self.device)
+        except ValueError as err:
+            problems.append(f"device: {err}")
+        _raise_problems(problems)
 
 
 @dataclass
@@ -116,19 +169,22 @@ class CoMetConfig:
     meta_order: str = "first"
 
     def __post_init__(self) -> None:
-        for switch in ("confidence_weighting", "covariance_regularization", "meta_learning"):
-            if not isinstance(getattr(self, switch), bool):
-                raise ValueError(f"{switch} must be True or False, got {getattr(self, switch)!r}")
-        _check_float("kappa", self.kappa, 0.0)
-        _check_int("warmup_epochs", self.warmup_epochs, 0)
-        _check_int("reweight_every", self.reweight_every, 1)
-        _check_float("lambda0", self.lambda0, 0.0)
-        _check_float("gamma", self.gamma, 0.0)
-        _check_int("window", self.window, 2)
-        _check_float("inner_lr", self.inner_lr, 0.0, strict=True)
-        _check_int("inner_steps", self.inner_steps, 1)
-        if self.meta_order not in META_ORDERS:
-            raise ValueError(f"meta_order must be one of {META_ORDERS}, got {self.meta_order!r}")
+        problems: list[str | None] = [
+            None if isinstance(getattr(self, switch), bool) else f"{switch}: expected True or False, got {getattr(self, switch)!r}"
+            for switch in ("confidence_weighting", "covariance_regularization", "meta_learning")
+        ]
+        problems += [
+            _float_problem("kappa", self.kappa, 0.0),
+            _int_problem("warmup_epochs", self.warmup_epochs, 0),
+            _int_problem("reweight_every", self.reweight_every, 1),
+            _float_problem("lambda0", self.lambda0, 0.0),
+            _float_problem("gamma", self.gamma, 0.0),
+            _int_problem("window", self.window, 2),
+            _float_problem("inner_lr", self.inner_lr, 0.0, strict=True),
+            _int_problem("inner_steps", self.inner_steps, 1),
+            None if self.meta_order in META_ORDERS else f"meta_order: expected one of {META_ORDERS}, got {self.meta_order!r}",
+        ]
+        _raise_problems(problems)
 
     @property
     def enabled(self) -> bool:
@@ -146,7 +202,8 @@ class TrainResult:
             is the unweighted mean ``L_AD`` of the epoch's steps, ``val_loss`` the
             mean ``L_AD`` over the validation images after the epoch, ``lambda`` /
             ``det_sigma`` their values at the end of the epoch, ``n_weighted`` the
-            number of training images with ``w < 1``.
+            number of training images with ``w < 1``, ``n_skipped`` the batches skipped for
+            non-finite values (``on_nonfinite="skip"``).
         weights: long form, columns :data:`WEIGHT_COLUMNS`: the weights of the
             training images at every re-weighting epoch (``final=False``) and the
             final weights of all images (``final=True``, ``epoch = epochs``).
@@ -253,6 +310,103 @@ def _halves(index: Tensor) -> tuple[Tensor, Tensor]:
     return index[:half], index[half:]
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used (unsafe, corrupt or of another format); ``.path`` names it."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        super().__init__(f"checkpoint {self.path}: {reason}; delete it to start training afresh")
+
+
+def _tensor_bytes(tensor: Tensor) -> bytes:
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def _fingerprint(
+    model: nn.Module, features: Tensor, ids: list[str], config: TrainConfig, comet: CoMetConfig, device: torch.device
+) -> str:
+    """SHA-256 of everything that determines a training run's result.
+
+    The train/CoMet settings (except where checkpoints go and how often to log),
+    the resolved device, the model class and its initial parameters and buffers,
+    the sample ids and the feature values.
+    """
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("checkpoint_dir", "log_every")}
+    header = {
+        "format": CHECKPOINT_FORMAT,
+        "train": settings,
+        "comet": dataclasses.asdict(comet),
+        "device": str(device),
+        "model": f"{type(model).__module__}.{type(model).__qualname__}",
+        "ids": ids,
+        "features": [list(features.shape), str(features.dtype)],
+    }
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(_tensor_bytes(tensor))
+    digest.update(_tensor_bytes(features))
+    return digest.hexdigest()
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace`` (atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`train` with ``torch.load(weights_only=True)``.
+
+    Only tensors and plain data (dicts, lists, numbers, strings) are accepted: a
+    file holding any other pickled object is refused before anything in it runs.
+
+    Raises:
+        CheckpointError: unsafe content, corrupt/unreadable file or another format.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as err:
+        raise CheckpointError(path, load_error_reason(err)) from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or not _CHECKPOINT_KEYS <= state.keys():
+        raise CheckpointError(path, f"not a training checkpoint of format {CHECKPOINT_FORMAT}")
+    return state
+
+
+def _check_finite_model(model: nn.Module, when: str) -> None:
+    """FloatingPointError naming the parameters/buffers with NaN or Inf values."""
+    bad = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        raise FloatingPointError(
+            f"{len(bad)} model tensor(s) hold NaN/Inf values {when} ({', '.join(bad[:5])}); "
+            "the model is not returned or saved (lower lr, or check the features for NaN/Inf)"
+        )
+
+
+def _weights_or_raise(scores: Tensor, ids: list[str], kappa: float, when: str) -> tuple[Tensor, float]:
+    """Confidence weights; non-finite scores raise FloatingPointError naming the images."""
+    finite = torch.isfinite(scores)
+    if not bool(finite.all()):
+        bad = [ids[i] for i in torch.nonzero(~finite).flatten().tolist()]
+        raise FloatingPointError(
+            f"{len(bad)} image(s) have a non-finite anomaly score {when} ({', '.join(bad[:5])}); "
+            "confidence weights need finite scores (check these images' features)"
+        )
+    return confidence_weights(scores, kappa)
+
+
 def train(
     model: AnomalyModel,
     features: Tensor | np.ndarray,
@@ -282,9 +436,31 @@ def train(
     :func:`~comet_pipeline.comet.meta.meta_gradients`; the step's training loss
     is then the unweighted support loss at θ.
 
+    Non-finite values: a NaN/Inf training loss, validation loss (for ``Σ``) or
+    gradient raises FloatingPointError naming epoch and step, or with
+    ``config.on_nonfinite="skip"`` skips that batch (no update; counted in the
+    history's ``n_skipped``). The model's parameters and buffers are checked after
+    every epoch and at the end: a non-finite one always raises, so a NaN model is
+    never returned or checkpointed.
+
+    Checkpoints: with ``config.checkpoint_dir`` the state after every epoch —
+    model, optimizer, CoMet weights vector, loss window, history, re-weightings
+    and the torch CPU/CUDA, shuffle and validation RNG states — is written
+    atomically to ``<checkpoint_dir>/checkpoint.pt`` (tensors and plain data, read
+    back with ``torch.load(weights_only=True)``). A later call with the same
+    configuration, model class and initial parameters, sample ids and features
+    (a SHA-256 fingerprint of all of them) resumes after the last finished epoch
+    and ends with the same parameters as an uninterrupted run; a checkpoint of a
+    different run is ignored with a warning and overwritten. A finished run's
+    checkpoint makes a repeated call return at once (no epochs left to run).
+    The trainer draws from no numpy or Python RNG, so none is stored.
+
     Raises:
         ValueError: on inconsistent inputs (lengths, duplicate ids).
-        FloatingPointError: when a training loss is not finite (epoch and step named).
+        FloatingPointError: non-finite loss/gradient (``on_nonfinite="raise"``),
+            parameters or confidence-weighting scores (epoch/step or images named).
+        CheckpointError: the checkpoint file is unsafe (holds pickled objects other
+            than tensors and plain data), corrupt or of another format.
     """
     config = TrainConfig() if config is None else config
     comet = CoMetConfig() if comet is None else comet
@@ -317,7 +493,39 @@ def train(
     weights = torch.ones(n, device=device)  # w per image, indexed like sample_ids
     window = LossWindow(comet.window)
     weight_frames: list[pd.DataFrame] = []
+    reweightings: list[dict[str, Any]] = []  # the same weightings as plain data, for checkpoints
     history: list[dict[str, float]] = []
+    start_epoch = 0
+
+    checkpoint = Path(config.checkpoint_dir) / CHECKPOINT_FILE if config.checkpoint_dir else None
+    fingerprint = _fingerprint(model, feats, ids, config, comet, device) if checkpoint else ""
+    if checkpoint is not None and checkpoint.exists():
+        state = load_checkpoint(checkpoint)
+        if state["fingerprint"] != fingerprint:
+            logger.warning(
+                "checkpoint %s belongs to another configuration, model or data; training from scratch "
+                "(it is overwritten after the first epoch)", checkpoint,
+            )
+        else:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            weights.copy_(state["weights"].to(device))
+            for train_loss, val_loss in state["window"]:
+                window.append(train_loss, val_loss)
+            columns = state["history"]
+            history = [{c: columns[c][i] for c in HISTORY_COLUMNS} for i in range(len(columns["epoch"]))]
+            reweightings = list(state["weight_frames"])
+            weight_frames = [
+                _weight_frame(f["epoch"], train_ids, f["scores"], f["weights"], final=False) for f in reweightings
+            ]
+            torch.set_rng_state(state["rng"]["torch"])
+            generator.set_state(state["rng"]["shuffle"])
+            val_generator.set_state(state["rng"]["validation"])
+            if device.type == "cuda" and state["rng"].get("cuda"):
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            start_epoch = int(state["epoch"])
+            logger.info("resuming from %s after epoch %d/%d", checkpoint, start_epoch, config.epochs)
+
     logger.info(
         "training %s on %d images (%d held out for validation), device=%s, comet=%s",
         type(model).__name__, n_train, len(val_idx), device, comet if comet.enabled else "off",
@@ -333,7 +541,36 @@ def train(
         with _eval_mode(model):
             return float(_batched(model, feats, config.batch_size, device, index).mean())
 
-    for epoch in tqdm(range(config.epochs), desc="epochs", disable=not progress):
+    def non_finite(message: str) -> None:
+        """Raise, or (``on_nonfinite="skip"``) log that the batch is skipped."""
+        if config.on_nonfinite == "raise":
+            raise FloatingPointError(f"{message} (TrainConfig.on_nonfinite='skip' skips such batches)")
+        logger.warning("%s; batch skipped (on_nonfinite='skip')", message)
+
+    def save_checkpoint(epochs_done: int) -> None:
+        assert checkpoint is not None
+        rng = {"torch": torch.get_rng_state(), "shuffle": generator.get_state(), "validation": val_generator.get_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        lam, det = current_lambda()
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint,
+            "epoch": epochs_done,
+            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "weights": weights.detach().cpu().clone(),
+            "window": [list(pair) for pair in window._pairs],  # LossWindow has no public accessor
+            "lambda": lam,
+            "det_sigma": det,
+            "history": {c: [row[c] for row in history] for c in HISTORY_COLUMNS},
+            "weight_frames": reweightings,
+            "rng": rng,
+        }
+        _save_checkpoint(checkpoint, state)
+        logger.debug("checkpoint after epoch %d written to %s", epochs_done, checkpoint)
+
+    for epoch in tqdm(range(start_epoch, config.epochs), desc="epochs", disable=not progress):
         start = time.perf_counter()
         if (
             comet.confidence_weighting
@@ -342,13 +579,15 @@ def train(
         ):
             with _eval_mode(model):
                 scores = _batched(model.score, feats, config.batch_size, device, train_idx)
-            w, t = confidence_weights(scores, comet.kappa)
+            w, t = _weights_or_raise(scores, train_ids, comet.kappa, f"at epoch {epoch}")
             weights[train_on_device] = w.to(device)
             weight_frames.append(_weight_frame(epoch, train_ids, scores, w, final=False))
+            reweightings.append({"epoch": epoch, "scores": scores.clone(), "weights": w.clone()})
             logger.debug("epoch %d: re-weighted, t=%.4g", epoch, t)
 
         model.train()
         step_losses = []
+        n_skipped = 0
         perm = torch.randperm(n_train, generator=generator)
         for step, chunk in enumerate(perm.split(config.batch_size)):
             batch = train_idx[chunk].to(device)
@@ -363,45 +602,69 @@ def train(
             else:
                 loss, per_sample = scl_loss(model, feats[batch].float(), weights[batch], lam)
             loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"non-finite training loss ({loss_value}) at epoch {epoch}, step {step}")
             train_loss = float(per_sample.detach().mean())
-            step_losses.append(train_loss)
+            if not (math.isfinite(loss_value) and math.isfinite(train_loss)):
+                non_finite(f"non-finite training loss ({loss_value}) at epoch {epoch}, step {step}")
+                n_skipped += 1
+                continue
             if comet.covariance_regularization:  # both losses at the same θ, before the update
                 val_batch = val_idx[torch.randperm(len(val_idx), generator=val_generator)[: config.batch_size]]
-                window.append(train_loss, mean_loss(val_batch))
+                val_loss = mean_loss(val_batch)
+                if not math.isfinite(val_loss):
+                    non_finite(f"non-finite validation loss ({val_loss}) at epoch {epoch}, step {step}")
+                    n_skipped += 1
+                    continue
+                window.append(train_loss, val_loss)
             optimizer.zero_grad(set_to_none=True)
             if comet.meta_learning:
                 for name, p in params.items():
                     p.grad = result.grads[name]
             else:
                 loss.backward()
+            grads = [p.grad for p in params.values() if p.grad is not None]
+            if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+                optimizer.zero_grad(set_to_none=True)
+                non_finite(f"non-finite gradient at epoch {epoch}, step {step}")
+                n_skipped += 1
+                continue
+            step_losses.append(train_loss)
             optimizer.step()
 
+        _check_finite_model(model, f"after epoch {epoch}")
         lam, det = current_lambda()
         train_w = weights[train_on_device]
         row = {
             "epoch": epoch,
-            "train_loss": float(np.mean(step_losses)),
+            "train_loss": float(np.mean(step_losses)) if step_losses else float("nan"),
             "val_loss": mean_loss(val_idx),
             "lambda": lam,
             "det_sigma": det,
             "n_weighted": int((train_w < 1).sum()),
             "mean_weight": float(train_w.mean()),
+            "n_skipped": n_skipped,
             "seconds": time.perf_counter() - start,
         }
         history.append(row)
+        if n_skipped:
+            logger.warning("epoch %d: skipped %d of %d batches with non-finite values", epoch + 1, n_skipped, step + 1)
         if (epoch + 1) % config.log_every == 0 or epoch + 1 == config.epochs:
             logger.info(
                 "epoch %d/%d train_loss=%.5g val_loss=%.5g lambda=%.3g det_sigma=%.3g n_weighted=%d (%.1fs)",
                 epoch + 1, config.epochs, row["train_loss"], row["val_loss"],
                 lam, det, row["n_weighted"], row["seconds"],
             )
+        if checkpoint is not None:
+            save_checkpoint(epoch + 1)
 
     model.eval()
+    _check_finite_model(model, "after training")
     with _eval_mode(model):
         all_scores = _batched(model.score, feats, config.batch_size, device)
-    final_w = confidence_weights(all_scores, comet.kappa)[0] if comet.confidence_weighting else torch.ones(n)
+    final_w = (
+        _weights_or_raise(all_scores, ids, comet.kappa, "after training")[0]
+        if comet.confidence_weighting
+        else torch.ones(n)
+    )
     weight_frames.append(_weight_frame(config.epochs, ids, all_scores, final_w, final=True))
     scores_np = all_scores.numpy()
     return TrainResult(

@@ -1,0 +1,1 @@
+"""Benchmarks of the comet-pipeline project (run ``make bench`` or ``python -m benchmarks.<name>``)."""
