@@ -7,7 +7,8 @@
    first category's contaminated training set with its feature rows duplicated 1×, 2×, 4×
    (unique ids per copy), each in a fresh subprocess; reported: the RSS just before
    training, the peak RSS during training (psutil, polled every 5 ms) and their
-   difference (what training itself adds), plus the process's ``ru_maxrss``. ``--epochs``
+   difference (what training itself adds). ``ru_maxrss`` is not used: Linux keeps it
+   across ``exec``, so a child started from a big parent reports the parent's peak. ``--epochs``
    shortens training (peak memory is reached in the first epochs; the default 3 covers
    CoMet's first re-weighting after ``warmup_epochs``).
 
@@ -20,7 +21,6 @@ import argparse
 import dataclasses
 import gc
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -70,10 +70,6 @@ def cache_rerun(max_images: int | None = None) -> dict[str, float]:
         "cached s": cached,
         "speed-up (target ≥ 5)": uncached / cached,
     }
-
-
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 class _RssSampler:
@@ -138,7 +134,6 @@ def memory_child(factor: int, model: str, strategy: str, epochs: int) -> dict:
         "features MB": feats.nbytes / 2**20,
         "RSS before training MB": sampler.start_mb,
         "peak RSS in training MB": sampler.peak_mb,
-        "ru_maxrss MB": _maxrss_mb(),
         "train s": time.perf_counter() - start,
     }
 

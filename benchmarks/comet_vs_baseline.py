@@ -133,9 +133,21 @@ def _pivot_auroc(main: pd.DataFrame, model: str) -> pd.DataFrame:
     return wide
 
 
+def paired(frame: pd.DataFrame, strategies: tuple[str, ...] = ("baseline", "comet")) -> pd.DataFrame:
+    """Rows of ``strategies`` only for (seed, category, model) cells where every one of them finished."""
+    sub = frame[frame["strategy"].isin(strategies)]
+    if sub.empty:
+        return sub
+    counts = sub.groupby(["seed", "category", "model"])["strategy"].transform("nunique")
+    return sub[counts == len(strategies)]
+
+
 def auroc_table(frame: pd.DataFrame) -> str:
-    """I-AUROC baseline vs CoMet per (seed, category), per-seed means and the mean over seeds."""
-    main = frame[frame["strategy"].isin(["baseline", "comet"])]
+    """I-AUROC baseline vs CoMet per (seed, category), per-seed means and the mean over seeds.
+
+    Means are over the cells where both strategies finished (paired), so a partial run stays fair.
+    """
+    main = paired(frame)
     rows = []
     models = sorted(main["model"].unique())
     cats = sorted(main["category"].unique())
@@ -168,7 +180,7 @@ def auroc_table(frame: pd.DataFrame) -> str:
 
 def threshold_table(frame: pd.DataFrame) -> str:
     """Label-free-threshold metrics (and the other test metrics) per model × strategy, per seed and mean."""
-    main = frame[frame["strategy"].isin(["baseline", "comet"])]
+    main = paired(frame)
     cols = ["i_auroc", "p_auroc", "aupro", "f1_max", "precision", "recall", "f1"]
     per_seed = main.groupby(["model", "strategy", "seed"])[cols].mean().reset_index()
     mean = main.groupby(["model", "strategy"])[cols].mean().reset_index().assign(seed="mean")
@@ -182,6 +194,8 @@ def curation_table(frame: pd.DataFrame) -> str:
     """Curation AUROC of CoMet's weights vs the ranking of its raw training scores (and the baseline's)."""
     comet = frame[frame["strategy"] == "comet"].set_index(["seed", "category", "model"])
     base = frame[frame["strategy"] == "baseline"].set_index(["seed", "category", "model"])
+    if comet.empty:
+        return "(no CoMet results yet)"
     table = pd.DataFrame(
         {
             "curation AUROC (1−w)": comet["curation_auroc"],
@@ -219,6 +233,9 @@ def ablation_table(frame: pd.DataFrame) -> str:
                 row[cat] = float(hit.iloc[0]) if len(hit) else float("nan")
             row["mean I-AUROC"] = float(sel["i_auroc"].mean())
             row["categories"] = len(sel)
+            base = sub[(sub["model"] == model) & (sub["strategy"] == "baseline")].set_index("category")["i_auroc"]
+            paired_base = base.reindex(sel["category"]).to_numpy()
+            row["Δ vs baseline (same categories)"] = float((sel["i_auroc"].to_numpy() - paired_base).mean())
             row["mean F1"] = float(sel["f1"].mean())
             row["mean curation AUROC"] = float(sel["curation_auroc"].mean())
             row["mean train s"] = float(sel["train_seconds"].mean())
@@ -227,7 +244,11 @@ def ablation_table(frame: pd.DataFrame) -> str:
 
 
 def time_table(frame: pd.DataFrame) -> str:
-    """Training seconds per strategy (machine shared with other jobs: indicative only)."""
+    """Training seconds per strategy (machine shared with other jobs: indicative only).
+
+    The main cells and the ablation cells may have run in different processes at the
+    same time; compare ``baseline``/``comet`` with each other, ablations among themselves.
+    """
     table = frame.groupby(["model", "strategy"]).agg(
         runs=("train_seconds", "size"), median_s=("train_seconds", "median"), min_s=("train_seconds", "min")
     ).reset_index()

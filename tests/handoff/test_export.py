@@ -25,16 +25,7 @@ def _images(paths, resolution):
     return torch.stack([load_resized(p, resolution) for p in paths]).float() / 255.0
 
 
-@pytest.fixture()
-def flow_bundle(bundle):
-    """The flow (FrEIA) is the hard part to export; SimpleNet's ONNX export is checked by the CLI test."""
-    if bundle.model.name != "flow":
-        pytest.skip("export parity is tested on the flow bundle")
-    return bundle
-
-
-def test_torchscript_parity(flow_bundle, image_paths, tmp_path):
-    bundle = flow_bundle
+def test_torchscript_parity(bundle, image_paths, tmp_path):
     path = export_torchscript(bundle, tmp_path / "model.ts", verify=False)  # checked below
     extra = {META_FILE: ""}
     module = torch.jit.load(str(path), _extra_files=extra)
@@ -46,8 +37,7 @@ def test_torchscript_parity(flow_bundle, image_paths, tmp_path):
     np.testing.assert_allclose(maps.numpy(), want.maps, rtol=1e-4, atol=1e-4)
 
 
-def test_onnx_parity(flow_bundle, image_paths, tmp_path):
-    bundle = flow_bundle
+def test_onnx_parity(bundle, image_paths, tmp_path):
     path = export_onnx(bundle, tmp_path / "model.onnx", verify=False)  # checked below
     metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert float(metadata["threshold"]) == bundle.meta.calibration.threshold

@@ -86,6 +86,24 @@ def test_all_switches_off_is_the_baseline_bit_for_bit(data) -> None:
     assert (baseline.history["lambda"] == 0).all() and (baseline.final_weights == 1.0).all()
 
 
+class NoisyEverywhere(Centre):
+    """Draws global-RNG noise in eval mode too, as SimpleNet's synthetic anomalies do."""
+
+    def forward(self, features: Tensor) -> Tensor:
+        loss = self._sq(features).flatten(1).mean(1)
+        return loss + self.noise * torch.rand_like(loss)
+
+
+def test_validation_losses_do_not_shift_the_training_rng(data) -> None:
+    """Covariance regularisation at λ0 = 0 only adds validation forwards: the run must stay the baseline."""
+    feats, ids, _ = data
+    baseline = train(NoisyEverywhere(0.1), feats, ids, _cfg(), CoMetConfig(), progress=False)
+    watched = train(NoisyEverywhere(0.1), feats, ids, _cfg(), CoMetConfig(covariance_regularization=True, lambda0=0.0), progress=False)
+    assert torch.equal(baseline.model.mu, watched.model.mu)
+    pd.testing.assert_series_equal(baseline.history["train_loss"], watched.history["train_loss"])
+    assert (watched.history["det_sigma"] > 0).any()  # the window really was filled
+
+
 def test_confidence_weighting_downweights_outliers(data) -> None:
     _, _, outliers = data
     res = _run(data, CoMetConfig(confidence_weighting=True, warmup_epochs=2), epochs=5)

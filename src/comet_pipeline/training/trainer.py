@@ -538,7 +538,10 @@ def train(
         return adaptive_lambda(det, comet.lambda0, comet.gamma), det
 
     def mean_loss(index: Tensor) -> float:
-        with _eval_mode(model):
+        """Validation loss; a forked RNG keeps losses that draw noise (SimpleNet) from shifting
+        the training stream, so switching covariance regularisation on changes nothing else."""
+        rng_devices = [device] if device.type == "cuda" else []
+        with _eval_mode(model), torch.random.fork_rng(devices=rng_devices):
             return float(_batched(model, feats, config.batch_size, device, index).mean())
 
     def non_finite(message: str) -> None:
