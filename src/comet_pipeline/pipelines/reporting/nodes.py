@@ -48,10 +48,12 @@ def _overlay_figures(
     params: EvaluationParams,
 ) -> dict[str, Figure]:
     """Anomaly-map overlays for the first few defective and one nominal test image per model."""
-    figures = {}
+    figures, loaded = {}, {}
     for key, model in sorted(models.items()):
         category = key.split("__")[0]
-        data = load_category(manifest, category, feature_params)
+        if category not in loaded:  # one feature load per category, shared by its models
+            loaded[category] = load_category(manifest, category, feature_params)
+        data = loaded[category]
         test = data.test
         chosen = pd.concat([test[test["label"] == 1].head(params.overlays_per_category - 1), test[test["label"] == 0].head(1)])
         if chosen.empty:
