@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     details.append(("Extraction throughput (bench_extraction.py)", ext_body))
 
     print("[run_all] training overhead...", flush=True)
-    table, profile = training_overhead.run(epochs=4 if args.quick else None, repeats=1 if args.quick else 2,
-                                           steps=5 if args.quick else 10, profile=args.profile)
+    table, profile = training_overhead.run(
+        epochs=4 if args.quick else None, repeats=1 if args.quick else 2, profile=args.profile
+    )
     for r in table[table["variant"] != "baseline"].itertuples(index=False):
         rows.append({"benchmark": "training overhead", "metric": f"{r.model} {r.variant}: whole training × baseline "
                      f"({r.epochs} epochs)", "value": r[4], "target": "≤ 2"})
