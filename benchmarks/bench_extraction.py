@@ -7,7 +7,10 @@ Writes random-noise PNGs to a temporary folder, then times on the same device:
 3. cached: ``extract_features`` again (all hits).
 
 Each timing is the best of ``--repeats`` runs (each uncached run uses a fresh cache),
-which filters out noise from other processes on shared machines.
+which filters out noise from other processes on shared machines. The process builds
+the backbone once (``cache._extractor``), so the best uncached run is the steady state
+of a pipeline that extracts several splits; the first uncached run (backbone build
+and weights read included) is printed as well.
 
 Run: ``python benchmarks/bench_extraction.py [--images 64] [--device auto]``.
 """
@@ -26,7 +29,7 @@ from PIL import Image
 
 from comet_pipeline.devices import resolve_device
 from comet_pipeline.features.backbones import BackboneSpec, FeatureExtractor
-from comet_pipeline.features.cache import _ImageDataset, extract_features
+from comet_pipeline.features.cache import _extractor, _ImageDataset, extract_features
 
 
 def _write_noise_pngs(folder: Path, count: int, size: int) -> list[str]:
@@ -75,7 +78,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = _write_noise_pngs(Path(tmp), args.images, args.image_size)
         raw = min(_raw_backbone_seconds(paths, spec, args.batch_size, device) for _ in range(args.repeats))
+        _extractor.cache_clear()  # the raw timing above built its own model; start the pipeline path cold
         timings: dict[str, float] = {"uncached": float("inf"), "cached": float("inf")}
+        first = None
         for repeat in range(args.repeats):
             for run in ("uncached", "cached"):
                 start = time.perf_counter()
@@ -88,14 +93,18 @@ def main() -> None:
                     num_workers=args.num_workers,
                     progress=False,
                 )
-                timings[run] = min(timings[run], time.perf_counter() - start)
+                seconds = time.perf_counter() - start
+                first = seconds if first is None else first
+                timings[run] = min(timings[run], seconds)
 
     n = args.images
     print(f"device={device} threads={torch.get_num_threads()} images={n} {args.image_size}px -> {args.resolution}px, "
           f"batch {args.batch_size}, workers {args.num_workers}, best of {args.repeats}")
     print(f"raw backbone forward   : {n / raw:8.1f} img/s ({raw:.2f} s)")
     print(f"extract_features (miss): {n / timings['uncached']:8.1f} img/s ({timings['uncached']:.2f} s)")
-    print(f"ratio extract / raw    : {raw / timings['uncached']:8.2f}x (target >= 0.8x)")
+    print(f"ratio extract / raw    : {raw / timings['uncached']:8.2f}x (target >= 0.9x)")
+    print(f"first call (cold)      : {n / first:8.1f} img/s ({first:.2f} s, backbone build included; "
+          f"{raw / first:.2f}x raw)")
     print(f"extract_features (hit) : {n / timings['cached']:8.1f} img/s ({timings['cached']:.2f} s)")
 
 

@@ -11,7 +11,8 @@ the *training* data; test labels only for the metrics). Reported:
 - precision / recall / F1 at the label-free threshold (and P-AUROC, AUPRO, F1-max);
 - curation AUROC of CoMet's final weights (AUROC of ``1 − w`` for the injected training
   images), next to the AUROC of the raw training scores of the same final model (and of the
-  baseline model): how much of the model's ranking the weights keep;
+  baseline model): how much of the model's ranking the weights keep; and of the mean weight
+  each training image got over the re-weighting epochs;
 - an ablation on seed 0: each CoMet component alone and ``meta_order: second``;
 - training seconds per run (the overhead benchmark is ``benchmarks/training_overhead.py``).
 
@@ -93,6 +94,7 @@ def run_cell(data, setup, strategy: str, seed: int, params: dict, eval_params) -
         "strategy": strategy,
         **{k: float(metrics[k]) for k in METRICS},
         "curation_auroc": float(metrics["curation_auroc"]),
+        "curation_auroc_mean_weight": float(metrics["curation_auroc_mean_weight"]),
         # the same final model's raw training scores: the ranking the weights are computed from
         "score_auroc": image_auroc(injected, final["score"].to_numpy()) if injected.any() else float("nan"),
         "n_train_images": len(final),
@@ -199,6 +201,7 @@ def curation_table(frame: pd.DataFrame) -> str:
     table = pd.DataFrame(
         {
             "curation AUROC (1−w)": comet["curation_auroc"],
+            "curation AUROC (1−mean w over training)": comet.get("curation_auroc_mean_weight"),
             "AUROC raw scores (CoMet model)": comet["score_auroc"],
             "AUROC raw scores (baseline model)": base["score_auroc"].reindex(comet.index),
             "images": comet["n_train_images"],

@@ -154,14 +154,22 @@ def test_masks(rows: pd.DataFrame, size: int) -> np.ndarray | None:
 
 
 def training_tables(key: str, result: TrainResult) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """History, per-epoch weights and final train/validation scores of one run, tagged with ``key``."""
+    """History, per-epoch weights and final train/validation scores of one run, tagged with ``key``.
+
+    The final table's ``weight`` is ``w`` from the final model's scores; ``mean_weight`` is
+    the mean of the weights an image trained with over the re-weighting epochs (1.0 for
+    validation images and for runs without confidence weighting).
+    """
     ids = [*result.train_ids, *result.val_ids]
+    during = result.weights[~result.weights["final"]]
+    mean_weight = during.groupby("sample_id")["weight"].mean().reindex(ids).fillna(1.0)
     final = pd.DataFrame(
         {
             "sample_id": ids,
             "role": ["train"] * len(result.train_ids) + ["val"] * len(result.val_ids),
             "score": np.concatenate([result.train_scores, result.val_scores]),
             "weight": result.final_weights.reindex(ids).to_numpy(),
+            "mean_weight": mean_weight.to_numpy(dtype=np.float64),
         }
     )
     return tuple(table.assign(key=key) for table in (result.history, result.weights, final))  # type: ignore[return-value]
@@ -185,7 +193,10 @@ def evaluate_cell(
     """Test metrics at the label-free threshold, per-image test scores, and curation AUROC on train.
 
     ``train_scores`` is this run's table from :func:`training_tables` (scores and
-    final CoMet weights of the training images).
+    CoMet weights of the training images). ``curation_auroc``: AUROC of ``1 − w`` (final
+    weights, training and validation images) for the injected images;
+    ``curation_auroc_mean_weight``: the same for the mean weight each training image got
+    over the re-weighting epochs (training images only: validation images are never weighted).
     """
     threshold = label_free_threshold(train_scores, ThresholdParams(**params.threshold))
     features = model_views(model, data.test_features)
@@ -194,9 +205,11 @@ def evaluate_cell(
     maps = anomaly_maps(model, features, (params.map_size, params.map_size)) if masks is not None else None
     labels = data.test["label"].to_numpy()
     metrics = evaluate(labels, scores, masks=masks, maps=maps, threshold=threshold)
-    weights = train_scores.set_index("sample_id")["weight"]
-    injected = data.train.set_index("sample_id")["injected"].reindex(weights.index)
-    metrics["curation_auroc"] = curation_auroc(injected.to_numpy(dtype=bool), weights.to_numpy())
+    table = train_scores.set_index("sample_id")
+    injected = data.train.set_index("sample_id")["injected"].reindex(table.index).to_numpy(dtype=bool)
+    metrics["curation_auroc"] = curation_auroc(injected, table["weight"].to_numpy())
+    trained = (table["role"] == "train").to_numpy()
+    metrics["curation_auroc_mean_weight"] = curation_auroc(injected[trained], table["mean_weight"].to_numpy()[trained])
     per_image = data.test[["sample_id", "category", "label", "defect_type"]].assign(
         score=scores, predicted=(scores >= threshold).astype(int)
     )

@@ -2,8 +2,9 @@
 
 Cells are (ratio, seed, category, model, strategy). Each finished cell is
 written as one JSON file named by a hash of everything that determines its
-result, so an interrupted or repeated sweep only computes missing cells and a
-change of any parameter never reuses stale results.
+result — the parameters, the sample table and the package's source code — so an
+interrupted or repeated sweep only computes missing cells and a change of any
+parameter or of the code never reuses stale results.
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ class SweepParams:
         require(not bad, f"noise_sweep.strategies: unknown {bad}; expected 'baseline' and/or 'comet'")
 
 
+def code_fingerprint() -> str:
+    """SHA-256 of every ``.py`` file of the ``comet_pipeline`` package (path and content)."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _cell_key(cell: dict[str, Any], context: dict[str, Any]) -> str:
     blob = json.dumps({"cell": cell, "context": context}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -74,6 +85,7 @@ def run_sweep(
         "comet": dataclasses.asdict(comet),
         "setups": {s.name: {"kwargs": s.kwargs, "train": dataclasses.asdict(s.train)} for s in setups},
         "overlap": overlap,
+        "code": code_fingerprint(),
     }
     grid = list(itertools.product(params.ratios, params.seeds, categories, params.models, params.strategies))
     rows, done = [], 0

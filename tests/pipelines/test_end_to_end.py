@@ -76,3 +76,19 @@ def test_notebook_replots_the_demo_outputs(kedro_project):
         if source.startswith("%load_ext") or "sweep_results" in source:
             continue  # the magic defines `catalog` (done above); the sweep needs its own run
         exec(compile(source, "notebook-cell", "exec"), namespace)
+
+
+def test_sweep_cell_keys_change_with_the_code(tmp_path, monkeypatch):
+    """A finished cell is reused only by the same code: editing any module changes the fingerprint."""
+    import shutil
+
+    import comet_pipeline
+    from comet_pipeline import sweep
+
+    package = tmp_path / "comet_pipeline"
+    shutil.copytree(Path(comet_pipeline.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(sweep, "__file__", str(package / "sweep.py"))
+    before = sweep.code_fingerprint()
+    assert sweep.code_fingerprint() == before
+    (package / "models" / "flow.py").write_text((package / "models" / "flow.py").read_text() + "\n# edited\n")
+    assert sweep.code_fingerprint() != before

@@ -95,7 +95,8 @@ class NoisyEverywhere(Centre):
 
 
 def test_validation_losses_do_not_shift_the_training_rng(data) -> None:
-    """Covariance regularisation at λ0 = 0 only adds validation forwards: the run must stay the baseline."""
+    """Covariance regularisation at λ0 = 0 only fills the loss window: the run must stay the baseline,
+    although the validation loss draws noise from the global RNG."""
     feats, ids, _ = data
     baseline = train(NoisyEverywhere(0.1), feats, ids, _cfg(), CoMetConfig(), progress=False)
     watched = train(NoisyEverywhere(0.1), feats, ids, _cfg(), CoMetConfig(covariance_regularization=True, lambda0=0.0), progress=False)
@@ -127,10 +128,27 @@ def test_confidence_weighting_downweights_outliers(data) -> None:
     assert ((final > 0) & (final <= 1)).all()
 
 
+def test_training_tables_mean_weight_is_the_mean_over_reweightings(data) -> None:
+    from comet_pipeline.experiment import training_tables
+
+    res = _run(data, CoMetConfig(confidence_weighting=True, warmup_epochs=2), epochs=5)
+    _, weights, final = training_tables("k", res)
+    during = weights[~weights["final"]]
+    expected = during.groupby("sample_id")["weight"].mean()
+    table = final.set_index("sample_id")
+    trained = table[table["role"] == "train"]
+    np.testing.assert_allclose(trained["mean_weight"], expected.reindex(trained.index), rtol=1e-12)
+    assert (table.loc[table["role"] == "val", "mean_weight"] == 1.0).all()
+    assert (trained["mean_weight"] < 1).any() and ((trained["mean_weight"] > 0) & (trained["mean_weight"] <= 1)).all()
+
+
 def test_covariance_regularisation_logs_lambda(data) -> None:
     comet = CoMetConfig(covariance_regularization=True, lambda0=1e-2, gamma=0.5, window=4)
     hist = _run(data, comet).history
     assert (hist["det_sigma"] >= -1e-12).all() and (hist["det_sigma"] > 0).any()
+    # one (train, val) pair per epoch: epochs 0 and 1 train with < 2 pairs, so det Σ = 0 and λ = λ0
+    assert (hist["det_sigma"].iloc[:2] == 0).all() and (hist["lambda"].iloc[:2] == 1e-2).all()
+    assert (hist["det_sigma"].iloc[2:] > 0).all()
     np.testing.assert_allclose(hist["lambda"], 1e-2 * (1 + 0.5 * hist["det_sigma"]))
     assert np.isfinite(hist[["train_loss", "val_loss"]].to_numpy()).all()
 

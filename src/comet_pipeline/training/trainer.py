@@ -6,7 +6,7 @@ confidence weighting is on)::
     L(θ) = Σ_{i∈B} w_i L_AD(x_i; θ) / Σ_{i∈B} w_i  +  λ(Σ) ‖θ‖²
 
 with ``λ(Σ) = λ0 (1 + γ det Σ)`` when covariance regularisation is on and ``0``
-otherwise; with meta-learning the gradient of ``L`` is replaced by the
+otherwise (``Σ`` of the last epochs' (mean training loss, validation loss) pairs); with meta-learning the gradient of ``L`` is replaced by the
 meta-gradient of a support/query split (:mod:`comet_pipeline.comet.meta`).
 With every switch off the loop is the plain baseline: it runs the same code and
 consumes the random number generators in the same order, so parameters are
@@ -52,7 +52,7 @@ HISTORY_COLUMNS: tuple[str, ...] = (
 )
 #: the checkpoint file inside ``TrainConfig.checkpoint_dir`` (the state after the last finished epoch)
 CHECKPOINT_FILE = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 _CHECKPOINT_KEYS = frozenset(
     {"format", "fingerprint", "epoch", "model", "optimizer", "weights", "window", "history", "weight_frames", "rng"}
 )
@@ -149,7 +149,8 @@ class CoMetConfig:
       ``kappa``, recomputed from epoch ``warmup_epochs`` on, every ``reweight_every``
       epochs (weights are 1 before).
     - ``covariance_regularization``: ``+ λ(Σ) ‖θ‖²``, ``λ = lambda0 (1 + gamma det Σ)``,
-      ``Σ`` over the last ``window`` (train, validation) loss pairs.
+      ``Σ`` over the last ``window`` epochs' (mean training loss, validation loss)
+      pairs (one pair per epoch, as the authors' code).
     - ``meta_learning``: inner step(s) (``inner_steps``, learning rate
       ``inner_lr`` = α) on half of each batch, outer gradient (``meta_order``) on
       the other half.
@@ -201,7 +202,7 @@ class TrainResult:
         history: one row per epoch, columns :data:`HISTORY_COLUMNS`; ``train_loss``
             is the unweighted mean ``L_AD`` of the epoch's steps, ``val_loss`` the
             mean ``L_AD`` over the validation images after the epoch, ``lambda`` /
-            ``det_sigma`` their values at the end of the epoch, ``n_weighted`` the
+            ``det_sigma`` the values the epoch trained with, ``n_weighted`` the
             number of training images with ``w < 1``, ``n_skipped`` the batches skipped for
             non-finite values (``on_nonfinite="skip"``).
         weights: long form, columns :data:`WEIGHT_COLUMNS`: the weights of the
@@ -429,23 +430,25 @@ def train(
     vector aligned with ``sample_ids`` and each batch looks them up by its images'
     global indices (never by batch position). Per step the loss is
     ``Σ w_i L_AD(x_i) / Σ w_i + λ(Σ) ‖θ‖²`` (``λ = 0`` without covariance
-    regularisation; ``λ`` from the window as it stands before the step, which
-    then appends the batch's unweighted mean training loss and the mean loss of
-    a validation mini-batch, both at the pre-update θ). With meta-learning the
+    regularisation; otherwise ``λ`` is fixed for the epoch from the window as it
+    stands at its start; after the epoch the window appends the epoch's mean
+    training loss and the validation loss — no extra forward passes, the
+    validation loss is computed for the history anyway). With meta-learning the
     batch is split in support/query halves and the optimizer applies
     :func:`~comet_pipeline.comet.meta.meta_gradients`; the step's training loss
     is then the unweighted support loss at θ.
 
-    Non-finite values: a NaN/Inf training loss, validation loss (for ``Σ``) or
-    gradient raises FloatingPointError naming epoch and step, or with
+    Non-finite values: a NaN/Inf training loss or gradient raises
+    FloatingPointError naming epoch and step, or with
     ``config.on_nonfinite="skip"`` skips that batch (no update; counted in the
-    history's ``n_skipped``). The model's parameters and buffers are checked after
+    history's ``n_skipped``); a non-finite validation loss raises, or is left out
+    of ``Σ`` with a warning. The model's parameters and buffers are checked after
     every epoch and at the end: a non-finite one always raises, so a NaN model is
     never returned or checkpointed.
 
     Checkpoints: with ``config.checkpoint_dir`` the state after every epoch —
     model, optimizer, CoMet weights vector, loss window, history, re-weightings
-    and the torch CPU/CUDA, shuffle and validation RNG states — is written
+    and the torch CPU/CUDA and shuffle RNG states — is written
     atomically to ``<checkpoint_dir>/checkpoint.pt`` (tensors and plain data, read
     back with ``torch.load(weights_only=True)``). A later call with the same
     configuration, model class and initial parameters, sample ids and features
@@ -474,8 +477,6 @@ def train(
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    # validation mini-batches for Σ come from their own stream, so the shuffles stay the baseline's
-    val_generator = torch.Generator().manual_seed(config.seed + 1)
     feats = torch.as_tensor(features).to(device)
     train_idx, val_idx = _split(n, config.val_fraction, generator)
     train_ids = [ids[i] for i in train_idx.tolist()]
@@ -520,7 +521,6 @@ def train(
             ]
             torch.set_rng_state(state["rng"]["torch"])
             generator.set_state(state["rng"]["shuffle"])
-            val_generator.set_state(state["rng"]["validation"])
             if device.type == "cuda" and state["rng"].get("cuda"):
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
             start_epoch = int(state["epoch"])
@@ -538,8 +538,8 @@ def train(
         return adaptive_lambda(det, comet.lambda0, comet.gamma), det
 
     def mean_loss(index: Tensor) -> float:
-        """Validation loss; a forked RNG keeps losses that draw noise (SimpleNet) from shifting
-        the training stream, so switching covariance regularisation on changes nothing else."""
+        """Mean loss of the images ``index``; a forked RNG keeps losses that draw noise (SimpleNet)
+        from shifting the training stream."""
         rng_devices = [device] if device.type == "cuda" else []
         with _eval_mode(model), torch.random.fork_rng(devices=rng_devices):
             return float(_batched(model, feats, config.batch_size, device, index).mean())
@@ -552,7 +552,7 @@ def train(
 
     def save_checkpoint(epochs_done: int) -> None:
         assert checkpoint is not None
-        rng = {"torch": torch.get_rng_state(), "shuffle": generator.get_state(), "validation": val_generator.get_state()}
+        rng = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
         lam, det = current_lambda()
@@ -591,10 +591,10 @@ def train(
         model.train()
         step_losses = []
         n_skipped = 0
+        lam, det = current_lambda()  # fixed for the epoch
         perm = torch.randperm(n_train, generator=generator)
         for step, chunk in enumerate(perm.split(config.batch_size)):
             batch = train_idx[chunk].to(device)
-            lam, _ = current_lambda()
             if comet.meta_learning:
                 support, query = _halves(batch)
                 result = meta_gradients(
@@ -610,14 +610,6 @@ def train(
                 non_finite(f"non-finite training loss ({loss_value}) at epoch {epoch}, step {step}")
                 n_skipped += 1
                 continue
-            if comet.covariance_regularization:  # both losses at the same θ, before the update
-                val_batch = val_idx[torch.randperm(len(val_idx), generator=val_generator)[: config.batch_size]]
-                val_loss = mean_loss(val_batch)
-                if not math.isfinite(val_loss):
-                    non_finite(f"non-finite validation loss ({val_loss}) at epoch {epoch}, step {step}")
-                    n_skipped += 1
-                    continue
-                window.append(train_loss, val_loss)
             optimizer.zero_grad(set_to_none=True)
             if comet.meta_learning:
                 for name, p in params.items():
@@ -634,7 +626,6 @@ def train(
             optimizer.step()
 
         _check_finite_model(model, f"after epoch {epoch}")
-        lam, det = current_lambda()
         train_w = weights[train_on_device]
         row = {
             "epoch": epoch,
@@ -648,6 +639,16 @@ def train(
             "seconds": time.perf_counter() - start,
         }
         history.append(row)
+        if comet.covariance_regularization:
+            if math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]):
+                window.append(row["train_loss"], row["val_loss"])
+            elif config.on_nonfinite == "raise":
+                raise FloatingPointError(
+                    f"non-finite epoch losses (train {row['train_loss']}, validation {row['val_loss']}) at epoch {epoch} "
+                    "(TrainConfig.on_nonfinite='skip' leaves them out of Σ)"
+                )
+            else:
+                logger.warning("epoch %d: non-finite losses left out of Σ (on_nonfinite='skip')", epoch)
         if n_skipped:
             logger.warning("epoch %d: skipped %d of %d batches with non-finite values", epoch + 1, n_skipped, step + 1)
         if (epoch + 1) % config.log_every == 0 or epoch + 1 == config.epochs:
