@@ -68,7 +68,7 @@ def confidence_weights(scores: Tensor, kappa: float = 1.5) -> tuple[Tensor, floa
     return w.to(device=scores.device, dtype=out_dtype).reshape(scores.shape), float(t)
 
 
-def weighted_mean(losses: Tensor, weights: Tensor) -> Tensor:
+def weighted_mean(losses: Tensor, weights: Tensor, weight_sum: Tensor | float | None = None) -> Tensor:
     """Normalised weighted loss ``Σ_i w_i L_i / Σ_i w_i``.
 
     The paper writes the plain sum ``Σ_i w_i L_AD(x_i)``; dividing by ``Σ_i w_i``
@@ -76,6 +76,10 @@ def weighted_mean(losses: Tensor, weights: Tensor) -> Tensor:
     batch size and of how many samples are down-weighted, and reduces to the
     ordinary mean when all ``w_i = 1``. Weights must be positive (as produced by
     :func:`confidence_weights`).
+
+    ``weight_sum`` replaces the denominator ``Σ_i w_i`` of these samples: data-parallel
+    training passes the whole batch's sum (divided by the number of processes) so that
+    each process's share of the batch is normalised like the whole batch.
     """
     weights = weights.to(dtype=losses.dtype)
-    return (weights * losses).sum() / weights.sum()
+    return (weights * losses).sum() / (weights.sum() if weight_sum is None else weight_sum)

@@ -58,12 +58,15 @@ def scl_loss(
     weights: Tensor,
     l2_coef: float = 0.0,
     params: dict[str, Tensor] | None = None,
+    weight_sum: Tensor | float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """CoMet's confident loss ``Σ_i w_i L_AD(x_i; θ) / Σ_i w_i + λ ‖θ‖²``.
 
     ``θ`` are the model's own parameters, or ``params`` (trainable parameters by
     name, evaluated with ``functional_call``). The ``λ ‖θ‖²`` term is added only
-    when ``l2_coef > 0``. Returns ``(loss, per-sample L_AD)``.
+    when ``l2_coef > 0``. ``weight_sum`` replaces the denominator ``Σ_i w_i``
+    (see :func:`~comet_pipeline.comet.confidence.weighted_mean`). Returns
+    ``(loss, per-sample L_AD)``.
     """
     losses = model(features) if params is None else functional_call(model, params, (features,))
     if losses.shape != weights.shape:
@@ -71,7 +74,7 @@ def scl_loss(
             f"model.forward must return per-sample losses of shape {tuple(weights.shape)}, "
             f"got {tuple(losses.shape)}"
         )
-    loss = weighted_mean(losses, weights)
+    loss = weighted_mean(losses, weights, weight_sum)
     if l2_coef > 0:
         theta = params.values() if params is not None else (p for p in model.parameters() if p.requires_grad)
         loss = loss + l2_coef * squared_l2_norm(theta)

@@ -6,8 +6,11 @@ confidence weighting is on)::
     L(θ) = Σ_{i∈B} w_i L_AD(x_i; θ) / Σ_{i∈B} w_i  +  λ(Σ) ‖θ‖²
 
 with ``λ(Σ) = λ0 (1 + γ det Σ)`` when covariance regularisation is on and ``0``
-otherwise (``Σ`` of the last epochs' (mean training loss, validation loss) pairs); with meta-learning the gradient of ``L`` is replaced by the
+otherwise (``Σ`` of the last epochs' (mean training loss, validation loss)
+pairs); with meta-learning the gradient of ``L`` is replaced by the
 meta-gradient of a support/query split (:mod:`comet_pipeline.comet.meta`).
+Inside an initialised ``torch.distributed`` process group (``torchrun``) the same
+loop trains data-parallel (:mod:`comet_pipeline.training.distributed`).
 With every switch off the loop is the plain baseline: it runs the same code and
 consumes the random number generators in the same order, so parameters are
 bit-identical to a baseline run with the same seed.
@@ -42,6 +45,8 @@ from comet_pipeline.config import ConfigError
 from comet_pipeline.devices import resolve_device
 from comet_pipeline.safety import load_error_reason
 from comet_pipeline.models.base import AnomalyModel
+from comet_pipeline.training.distributed import DistContext
+from comet_pipeline.training.distributed import current as current_distributed
 
 logger = logging.getLogger(__name__)
 
@@ -316,6 +321,7 @@ class CheckpointError(ValueError):
 
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = str(path)
+        self.reason = reason
         super().__init__(f"checkpoint {self.path}: {reason}; delete it to start training afresh")
 
 
@@ -324,13 +330,20 @@ def _tensor_bytes(tensor: Tensor) -> bytes:
 
 
 def _fingerprint(
-    model: nn.Module, features: Tensor, ids: list[str], config: TrainConfig, comet: CoMetConfig, device: torch.device
+    model: nn.Module,
+    features: Tensor,
+    ids: list[str],
+    config: TrainConfig,
+    comet: CoMetConfig,
+    device: torch.device,
+    dist: DistContext,
 ) -> str:
     """SHA-256 of everything that determines a training run's result.
 
     The train/CoMet settings (except where checkpoints go and how often to log),
     the resolved device, the model class and its initial parameters and buffers,
-    the sample ids and the feature values.
+    the sample ids and the feature values; data-parallel runs add the number of
+    processes and record the device type only (each rank has its own GPU index).
     """
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("checkpoint_dir", "log_every")}
     header = {
@@ -342,6 +355,8 @@ def _fingerprint(
         "ids": ids,
         "features": [list(features.shape), str(features.dtype)],
     }
+    if dist.active:
+        header |= {"device": device.type, "world_size": dist.world_size}
     digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
@@ -408,6 +423,52 @@ def _weights_or_raise(scores: Tensor, ids: list[str], kappa: float, when: str) -
     return confidence_weights(scores, kappa)
 
 
+def _read_checkpoint(path: Path, dist: DistContext) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, or None when there is none; data-parallel: rank 0 reads it for all ranks."""
+    if not dist.active:
+        return load_checkpoint(path) if path.exists() else None
+    outcome: dict[str, Any] | str | None = None
+    if dist.is_main and path.exists():
+        try:
+            outcome = load_checkpoint(path)
+        except CheckpointError as err:
+            outcome = err.reason
+    outcome = dist.broadcast(outcome)  # one decision for every rank (and no shared file system needed)
+    if isinstance(outcome, str):
+        raise CheckpointError(path, outcome)
+    return outcome
+
+
+def _rng_state(device: torch.device, generators: dict[str, torch.Generator], dist: DistContext) -> dict[str, Any]:
+    """The RNG states a checkpoint stores; data-parallel runs add every rank's own torch/CUDA state (``ranks``)."""
+    rng: dict[str, Any] = {"torch": torch.get_rng_state(), **{k: g.get_state() for k, g in generators.items()}}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    if dist.active:  # a collective: every rank must call this
+        rng["ranks"] = dist.gather_objects({k: rng[k] for k in ("torch", "cuda") if k in rng})
+    return rng
+
+
+def _restore_rng(
+    rng: dict[str, Any], device: torch.device, generators: dict[str, torch.Generator], dist: DistContext
+) -> None:
+    own = rng["ranks"][dist.rank] if dist.active else rng
+    torch.set_rng_state(own["torch"])
+    for key, generator in generators.items():
+        generator.set_state(rng[key])
+    if device.type == "cuda" and own.get("cuda"):
+        torch.cuda.set_rng_state_all(own["cuda"])
+
+
+def _step_losses(loss: Tensor, per_sample: Tensor, dist: DistContext) -> tuple[float, float]:
+    """``(loss, unweighted mean per-sample loss)`` of a step; data-parallel: over all ranks' parts
+    (one all-reduce; a NaN/Inf on any rank reaches every rank, so all skip or raise together)."""
+    if not dist.active:
+        return float(loss.detach()), float(per_sample.detach().mean())
+    loss_total, loss_sum, count = dist.sums(loss, per_sample.sum(), per_sample.numel())
+    return loss_total, loss_sum / count
+
+
 def train(
     model: AnomalyModel,
     features: Tensor | np.ndarray,
@@ -415,6 +476,7 @@ def train(
     config: TrainConfig | None = None,
     comet: CoMetConfig | None = None,
     progress: bool = True,
+    dist: DistContext | None = None,
 ) -> TrainResult:
     """Train ``model`` on uncurated ``features`` (N, ...) with optional CoMet components.
 
@@ -458,6 +520,22 @@ def train(
     checkpoint makes a repeated call return at once (no epochs left to run).
     The trainer draws from no numpy or Python RNG, so none is stored.
 
+    Data-parallel: inside an initialised ``torch.distributed`` process group
+    (processes launched by ``torchrun``, see
+    :mod:`comet_pipeline.training.distributed`; ``dist`` overrides the detection,
+    ``DistContext()`` forces one process) every rank calls ``train`` with the same
+    arguments and trains its strided share of each batch in
+    :class:`~torch.nn.parallel.DistributedDataParallel`, with the loss scaled so
+    that the averaged gradient is the single-process one; scores for the
+    confidence weights and validation losses are gathered over all ranks. Without
+    meta-learning and with a noise-free model (the flow) the result equals
+    single-process training up to float rounding. Meta-learning's gradients bypass
+    DDP and are averaged explicitly; its support/query tasks are then each rank's
+    halves of its share, so the run differs from single-process meta-learning.
+    Each rank draws its own model noise (seed ``config.seed`` on rank 0). Only
+    rank 0 logs progress and writes checkpoints (it reads them for all ranks);
+    every rank returns the same result (but its own ``seconds``).
+
     Raises:
         ValueError: on inconsistent inputs (lengths, duplicate ids).
         FloatingPointError: non-finite loss/gradient (``on_nonfinite="raise"``),
@@ -474,8 +552,9 @@ def train(
     if len(set(ids)) != n:
         raise ValueError("sample_ids must be unique")
 
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
+    dist = current_distributed() if dist is None else dist
+    device = dist.train_device(resolve_device(config.device))
+    torch.manual_seed(dist.rank_seed(config.seed))  # config.seed itself in one process and on rank 0
     generator = torch.Generator().manual_seed(config.seed)
     feats = torch.as_tensor(features).to(device)
     train_idx, val_idx = _split(n, config.val_fraction, generator)
@@ -499,9 +578,10 @@ def train(
     start_epoch = 0
 
     checkpoint = Path(config.checkpoint_dir) / CHECKPOINT_FILE if config.checkpoint_dir else None
-    fingerprint = _fingerprint(model, feats, ids, config, comet, device) if checkpoint else ""
-    if checkpoint is not None and checkpoint.exists():
-        state = load_checkpoint(checkpoint)
+    fingerprint = _fingerprint(model, feats, ids, config, comet, device, dist) if checkpoint else ""
+    generators = {"shuffle": generator}
+    state = _read_checkpoint(checkpoint, dist) if checkpoint is not None else None
+    if state is not None:
         if state["fingerprint"] != fingerprint:
             logger.warning(
                 "checkpoint %s belongs to another configuration, model or data; training from scratch "
@@ -519,10 +599,7 @@ def train(
             weight_frames = [
                 _weight_frame(f["epoch"], train_ids, f["scores"], f["weights"], final=False) for f in reweightings
             ]
-            torch.set_rng_state(state["rng"]["torch"])
-            generator.set_state(state["rng"]["shuffle"])
-            if device.type == "cuda" and state["rng"].get("cuda"):
-                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            _restore_rng(state["rng"], device, generators, dist)
             start_epoch = int(state["epoch"])
             logger.info("resuming from %s after epoch %d/%d", checkpoint, start_epoch, config.epochs)
 
@@ -530,6 +607,11 @@ def train(
         "training %s on %d images (%d held out for validation), device=%s, comet=%s",
         type(model).__name__, n_train, len(val_idx), device, comet if comet.enabled else "off",
     )
+    if dist.active:
+        logger.info(
+            "data-parallel on %d processes (backend %s): each trains its share of every batch",
+            dist.world_size, dist.backend,
+        )
 
     def current_lambda() -> tuple[float, float]:
         if not comet.covariance_regularization:
@@ -542,7 +624,12 @@ def train(
         from shifting the training stream."""
         rng_devices = [device] if device.type == "cuda" else []
         with _eval_mode(model), torch.random.fork_rng(devices=rng_devices):
-            return float(_batched(model, feats, config.batch_size, device, index).mean())
+            return dist.mean(_batched(model, feats, config.batch_size, device, dist.shard(index)))
+
+    def scores_of(index: Tensor) -> Tensor:
+        """Scores of ``features[index]`` (CPU); data-parallel: each rank scores its shard, all get all."""
+        with _eval_mode(model):
+            return dist.gather(_batched(model.score, feats, config.batch_size, device, dist.shard(index)), len(index))
 
     def non_finite(message: str) -> None:
         """Raise, or (``on_nonfinite="skip"``) log that the batch is skipped."""
@@ -552,9 +639,9 @@ def train(
 
     def save_checkpoint(epochs_done: int) -> None:
         assert checkpoint is not None
-        rng = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        rng = _rng_state(device, generators, dist)
+        if not dist.is_main:
+            return
         lam, det = current_lambda()
         state = {
             "format": CHECKPOINT_FORMAT,
@@ -573,15 +660,16 @@ def train(
         _save_checkpoint(checkpoint, state)
         logger.debug("checkpoint after epoch %d written to %s", epochs_done, checkpoint)
 
-    for epoch in tqdm(range(start_epoch, config.epochs), desc="epochs", disable=not progress):
+    # plain steps go through DDP (its gradient hooks average over ranks); meta-gradients are averaged by hand
+    net = model if comet.meta_learning else dist.wrap(model, device)
+    for epoch in tqdm(range(start_epoch, config.epochs), desc="epochs", disable=not (progress and dist.is_main)):
         start = time.perf_counter()
         if (
             comet.confidence_weighting
             and epoch >= comet.warmup_epochs
             and (epoch - comet.warmup_epochs) % comet.reweight_every == 0
         ):
-            with _eval_mode(model):
-                scores = _batched(model.score, feats, config.batch_size, device, train_idx)
+            scores = scores_of(train_idx)
             w, t = _weights_or_raise(scores, train_ids, comet.kappa, f"at epoch {epoch}")
             weights[train_on_device] = w.to(device)
             weight_frames.append(_weight_frame(epoch, train_ids, scores, w, final=False))
@@ -595,17 +683,25 @@ def train(
         perm = torch.randperm(n_train, generator=generator)
         for step, chunk in enumerate(perm.split(config.batch_size)):
             batch = train_idx[chunk].to(device)
+            part = dist.shard(batch)  # this rank's share of the batch (all of it in one process)
             if comet.meta_learning:
-                support, query = _halves(batch)
-                result = meta_gradients(
-                    model, feats[support].float(), weights[support], feats[query].float(), weights[query],
-                    alpha=comet.inner_lr, inner_steps=comet.inner_steps, l2_coef=lam, order=comet.meta_order,
-                )
-                loss, per_sample = result.meta_loss, result.support_losses
+                if len(part):
+                    support, query = _halves(part)
+                    result = meta_gradients(
+                        model, feats[support].float(), weights[support], feats[query].float(), weights[query],
+                        alpha=comet.inner_lr, inner_steps=comet.inner_steps, l2_coef=lam, order=comet.meta_order,
+                    )
+                    loss, per_sample, meta_grads = result.meta_loss, result.support_losses, result.grads
+                else:  # a batch with fewer images than ranks: this rank sits the step out
+                    loss, per_sample = torch.zeros((), device=device), torch.zeros(0, device=device)
+                    meta_grads = {name: torch.zeros_like(p) for name, p in params.items()}
+                meta_grads = dist.average(meta_grads, weight=float(len(part) > 0))
             else:
-                loss, per_sample = scl_loss(model, feats[batch].float(), weights[batch], lam)
-            loss_value = float(loss.detach())
-            train_loss = float(per_sample.detach().mean())
+                # data-parallel: R·Σ_{part} w L / Σ_{batch} w on each of the R ranks; DDP averages the ranks'
+                # gradients, which gives the single-process gradient (comet_pipeline.training.distributed)
+                weight_sum = weights[batch].sum() / dist.world_size if dist.active else None
+                loss, per_sample = scl_loss(net, feats[part].float(), weights[part], lam, weight_sum=weight_sum)
+            loss_value, train_loss = _step_losses(loss, per_sample, dist)
             if not (math.isfinite(loss_value) and math.isfinite(train_loss)):
                 non_finite(f"non-finite training loss ({loss_value}) at epoch {epoch}, step {step}")
                 n_skipped += 1
@@ -613,7 +709,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             if comet.meta_learning:
                 for name, p in params.items():
-                    p.grad = result.grads[name]
+                    p.grad = meta_grads[name]
             else:
                 loss.backward()
             grads = [p.grad for p in params.values() if p.grad is not None]
@@ -662,8 +758,7 @@ def train(
 
     model.eval()
     _check_finite_model(model, "after training")
-    with _eval_mode(model):
-        all_scores = _batched(model.score, feats, config.batch_size, device)
+    all_scores = scores_of(torch.arange(n))
     final_w = (
         _weights_or_raise(all_scores, ids, comet.kappa, "after training")[0]
         if comet.confidence_weighting
