@@ -49,7 +49,10 @@ def test_baseline_and_all_off_comet_pipelines_give_identical_models(kedro_projec
 
 
 def test_noise_sweep_quick_is_resumable(kedro_project):
-    params = {"noise_sweep": {"ratios": [0.0, 0.2], "seeds": [0], "models": ["flow"], "categories": ["brick"]}}
+    """Two (ratio, seed) blocks in two worker processes; a second run reuses every cell."""
+    params = {
+        "noise_sweep": {"ratios": [0.0, 0.2], "seeds": [0], "models": ["flow"], "categories": ["brick"], "workers": 2}
+    }
     kedro_project(["data_ingestion", "noise_sweep"], params)
     first = pd.read_csv("data/08_reporting/noise_sweep/sweep_results.csv")
     assert len(first) == 2 * 2  # ratios x strategies

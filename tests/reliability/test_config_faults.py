@@ -115,6 +115,12 @@ def test_relative_paths_must_stay_inside_the_project(tmp_path: Path, monkeypatch
         assert getattr(parse(cls, {key: good}, group), key) == good
 
 
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_sweep_workers_must_be_a_positive_int(workers) -> None:
+    with pytest.raises(ConfigError, match="noise_sweep.workers"):
+        parse(SweepParams, {"workers": workers}, "noise_sweep")
+
+
 def test_model_setups_and_parsed_groups_accept_the_shipped_parameters() -> None:
     import yaml
 
