@@ -87,6 +87,12 @@ def run_cell(data, setup, strategy: str, seed: int, params: dict, eval_params) -
     injected = data.train.set_index("sample_id")["injected"].reindex(final["sample_id"]).to_numpy(dtype=bool)
     weights = final["weight"].to_numpy()
     steps = int(np.ceil(len(result.train_ids) / setup.train.batch_size)) * setup.train.epochs
+    # AUROC of the training images' scores at every re-weighting epoch (CoMet runs): how the ranking evolves
+    during = result.weights[~result.weights["final"]]
+    by_epoch = {}
+    for epoch, g in during.groupby("epoch"):
+        y = data.train.set_index("sample_id")["injected"].reindex(g["sample_id"]).to_numpy(dtype=bool)
+        by_epoch[str(int(epoch))] = image_auroc(y, g["score"].to_numpy()) if 0 < y.sum() < len(y) else float("nan")
     row = {
         "seed": seed,
         "category": data.category,
@@ -105,6 +111,7 @@ def run_cell(data, setup, strategy: str, seed: int, params: dict, eval_params) -
         "steps": steps,
         "final_lambda": float(result.history["lambda"].iloc[-1]),
         "final_val_loss": float(result.history["val_loss"].iloc[-1]),
+        "score_auroc_by_epoch": by_epoch,
     }
     return row
 
@@ -218,6 +225,27 @@ def curation_table(frame: pd.DataFrame) -> str:
     return markdown(table[["model", "seed", "category", *num]], digits=3)
 
 
+def trajectory_table(frame: pd.DataFrame) -> str:
+    """Mean (over seeds and categories) AUROC of CoMet's training scores for the injected images, per epoch."""
+    comet = frame[frame["strategy"] == "comet"]
+    if comet.empty or "score_auroc_by_epoch" not in comet:
+        return "(no per-epoch scores recorded)"
+    rows = []
+    for model, sub in comet.groupby("model"):
+        curves = pd.DataFrame([c for c in sub["score_auroc_by_epoch"] if isinstance(c, dict)])
+        if curves.empty:
+            continue
+        curves.columns = curves.columns.astype(int)
+        mean = curves[sorted(curves.columns)].mean()
+        final = sub["score_auroc"].mean()
+        rows.append({"model": model, "cells": len(curves), **{f"ep {e}": v for e, v in mean.items()}, "final model": final})
+    if not rows:
+        return "(no per-epoch scores recorded)"
+    table = pd.DataFrame(rows)
+    keep = ["model", "cells", *[c for c in table.columns if c.startswith("ep ")][::2], "final model"]
+    return markdown(table[[c for c in dict.fromkeys(keep) if c in table]])
+
+
 def ablation_table(frame: pd.DataFrame) -> str:
     """Seed 0: I-AUROC per category and mean, F1 and curation AUROC per strategy."""
     order = ["baseline", *ABLATIONS[:3], "comet", ABLATIONS[3]]
@@ -275,6 +303,10 @@ def report(frame: pd.DataFrame, out_dir: Path = REPORT_DIR) -> str:
         ("Test I-AUROC, baseline vs CoMet", auroc_table(frame)),
         ("Metrics at the label-free threshold (mean over categories)", threshold_table(frame)),
         ("Curation: CoMet's final weights vs the raw training scores", curation_table(frame)),
+        (
+            "Ranking of the injected images by the training scores, per epoch (CoMet runs; every 2nd epoch)",
+            trajectory_table(frame),
+        ),
         ("Ablation (seed 0)", ablation_table(frame)),
         ("Training time per run", time_table(frame)),
     ]

@@ -30,6 +30,7 @@ TINY_PARAMS: dict[str, Any] = {
     "contamination": {"ratio": 0.2},
     "features": {"resolution": 64, "rotations": [0, 180], "batch_size": 16},
     "train": {
+        "workers": 1,  # in-process (tests that need worker processes set 2)
         "flow": {"model": {"n_blocks": 2, "hidden": 32, "grid": 4}, "optim": {"epochs": 3, "batch_size": 4, "val_fraction": 0.2}},
         "simplenet": {"model": {"hidden": 32}, "optim": {"epochs": 3, "batch_size": 4, "val_fraction": 0.2}},
     },

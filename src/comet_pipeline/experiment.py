@@ -57,11 +57,14 @@ def parse_model_setups(train_params: dict[str, Any]) -> list[ModelSetup]:
     names = list(train_params.get("models") or [])
     if not names:
         problems.append("train.models: expected a non-empty list of model names")
-    allowed = {"models", "checkpoints", *MODELS}
+    allowed = {"models", "checkpoints", "workers", *MODELS}
     for key in sorted(set(train_params) - allowed):
         problems.append(f"train.{key}: unknown key; expected one of {sorted(allowed)}")
     if not isinstance(train_params.get("checkpoints", False), bool):
         problems.append(f"train.checkpoints: got {train_params['checkpoints']!r}, expected true or false")
+    workers = train_params.get("workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        problems.append(f"train.workers: got {workers!r}, expected an integer >= 1")
     setups = []
     for name in names:
         if name not in MODELS:

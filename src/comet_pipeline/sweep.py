@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import functools
 import itertools
 import json
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
-from tqdm.auto import tqdm
 
 from comet_pipeline.config import PROJECT_PATH, EvaluationParams, FeatureParams, require
 from comet_pipeline.data.contamination import contaminate
 from comet_pipeline.experiment import ModelSetup, evaluate_cell, load_category, train_cell, training_tables
+from comet_pipeline.parallel import map_jobs
 from comet_pipeline.training.trainer import CoMetConfig
 
 logger = logging.getLogger(__name__)
@@ -109,10 +107,6 @@ def _run_block(
     return rows
 
 
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
 def run_sweep(
     samples: pd.DataFrame,
     params: SweepParams,
@@ -125,11 +119,8 @@ def run_sweep(
     """Run (or resume) every cell; return one row of metrics per cell, in grid order.
 
     With ``params.workers > 1`` the unfinished (ratio, seed) blocks run in that many
-    worker processes (spawned), each with ``torch.get_num_threads() // workers``
-    threads (at least 1). On 2 CPU cores two single-threaded workers finish the
-    default grid ~1.3x sooner than one two-threaded process. Results are the same
-    computation, but float reductions with another thread count round differently,
-    so a cell's metrics can differ slightly from a run with other ``workers``.
+    worker processes (:func:`comet_pipeline.parallel.map_jobs`, which also says how
+    the thread count changes the last digits).
     """
     setups_by_name = {s.name: s for s in setups}
     missing = sorted(set(params.models) - set(setups_by_name))
@@ -162,23 +153,14 @@ def run_sweep(
         "noise sweep: %d cells, %d reused from %s, %d to run in %d block(s), %d worker(s)",
         len(paths), len(paths) - n_todo, out_dir, n_todo, len(blocks), params.workers,
     )
-    args = (samples, {m: setups_by_name[m] for m in params.models}, comet, features, evaluation, overlap)
-    bar = tqdm(total=n_todo, desc="noise sweep", unit="cell")
-    with bar:
-        if params.workers == 1 or len(blocks) < 2:
-            for block in blocks:
-                _run_block(block, *args)
-                bar.update(len(block.cells))
-        else:
-            threads = max(1, torch.get_num_threads() // params.workers)
-            with ProcessPoolExecutor(
-                max_workers=params.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(threads,),
-            ) as pool:
-                futures = {pool.submit(_run_block, block, *args): block for block in blocks}
-                for future in as_completed(futures):
-                    future.result()  # re-raises a worker's error (finished cells stay on disk)
-                    bar.update(len(futures[future].cells))
+    run_block = functools.partial(
+        _run_block,
+        samples=samples,
+        setups={m: setups_by_name[m] for m in params.models},
+        comet=comet,
+        features=features,
+        evaluation=evaluation,
+        overlap=overlap,
+    )
+    map_jobs(run_block, blocks, params.workers, "noise sweep", sizes=[len(b.cells) for b in blocks], unit="cell")
     return pd.DataFrame([json.loads(path.read_text()) for path in paths.values()])

@@ -40,12 +40,16 @@ def test_demo_runs_end_to_end_and_reports(kedro_project):
     assert Path("data/06_models/comet/brick__flow.pt").exists()
 
 
-def test_baseline_and_all_off_comet_pipelines_give_identical_models(kedro_project):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_baseline_and_all_off_comet_pipelines_give_identical_models(kedro_project, workers):
+    """Also with the trainings in 2 worker processes (models travel back as payloads)."""
     off = {"confidence_weighting": False, "covariance_regularization": False, "meta_learning": False}
-    kedro_project(["data_ingestion", "feature_extraction", "train_baseline", "train_comet"], {"comet": off})
+    params = {"comet": off, "train": {"workers": workers}}
+    kedro_project(["data_ingestion", "feature_extraction", "train_baseline", "train_comet"], params)
     baseline = pd.read_parquet("data/07_model_output/baseline_train_scores.parquet")
     comet = pd.read_parquet("data/07_model_output/comet_train_scores.parquet")
     pd.testing.assert_frame_equal(baseline, comet)
+    assert len(baseline["key"].unique()) == 4  # 2 categories x 2 models
 
 
 def test_noise_sweep_quick_is_resumable(kedro_project):

@@ -116,9 +116,11 @@ def test_relative_paths_must_stay_inside_the_project(tmp_path: Path, monkeypatch
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
-def test_sweep_workers_must_be_a_positive_int(workers) -> None:
+def test_workers_must_be_a_positive_int(workers) -> None:
     with pytest.raises(ConfigError, match="noise_sweep.workers"):
         parse(SweepParams, {"workers": workers}, "noise_sweep")
+    with pytest.raises(ConfigError, match="train.workers"):
+        parse_model_setups({"models": ["flow"], "workers": workers})
 
 
 def test_model_setups_and_parsed_groups_accept_the_shipped_parameters() -> None:

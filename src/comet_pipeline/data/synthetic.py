@@ -276,7 +276,7 @@ def _read_manifest(path: Path) -> dict | None:
 def generate_dataset(
     root: str | Path,
     categories: tuple[str, ...] | list[str] = ("brick", "grass", "gravel", "widget"),
-    n_train: int = 40,
+    n_train: int = 50,
     n_test_good: int = 12,
     n_test_defect_per_type: int = 5,
     image_size: int = 224,

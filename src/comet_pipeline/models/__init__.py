@@ -17,7 +17,17 @@ logger = logging.getLogger(__name__)
 
 MODELS: dict[str, type[AnomalyModel]] = {"flow": DifferNetFlow, "simplenet": SimpleNet}
 
-__all__ = ["MODELS", "AnomalyModel", "DifferNetFlow", "SimpleNet", "build_model", "load_model", "save_model"]
+__all__ = [
+    "MODELS",
+    "AnomalyModel",
+    "DifferNetFlow",
+    "SimpleNet",
+    "build_model",
+    "load_model",
+    "model_from_payload",
+    "model_payload",
+    "save_model",
+]
 
 
 def build_model(name: str, in_channels: int, **kwargs) -> AnomalyModel:
@@ -27,17 +37,31 @@ def build_model(name: str, in_channels: int, **kwargs) -> AnomalyModel:
     return MODELS[name](in_channels=in_channels, **kwargs)
 
 
-def save_model(model: AnomalyModel, path: str | Path) -> None:
-    """Save ``{"name", "config", "in_channels", "state_dict"}`` with ``torch.save``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    bundle = {
+_PAYLOAD_KEYS = frozenset({"name", "config", "in_channels", "state_dict"})
+
+
+def model_payload(model: AnomalyModel) -> dict:
+    """``{"name", "config", "in_channels", "state_dict"}``: tensors and plain data that rebuild ``model``."""
+    return {
         "name": model.name,
         "config": model.config(),
         "in_channels": model.in_channels,
         "state_dict": model.state_dict(),
     }
-    torch.save(bundle, path)
+
+
+def model_from_payload(payload: dict) -> AnomalyModel:
+    """The model a :func:`model_payload` describes (built, weights loaded, eval mode)."""
+    model = build_model(payload["name"], payload["in_channels"], **payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()
+
+
+def save_model(model: AnomalyModel, path: str | Path) -> None:
+    """Save :func:`model_payload` with ``torch.save``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model_payload(model), path)
     logger.info("Saved %s model to %s", model.name, path)
 
 
@@ -50,9 +74,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> An
         bundle = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
         raise ValueError(f"model file {str(path)!r}: {load_error_reason(err)}; expected a bundle written by save_model") from err
-    required = {"name", "config", "in_channels", "state_dict"}
-    if not isinstance(bundle, dict) or not required <= bundle.keys():
-        raise ValueError(f"model file {str(path)!r} is not a save_model bundle: expected a dict with keys {sorted(required)}")
-    model = build_model(bundle["name"], bundle["in_channels"], **bundle["config"])
-    model.load_state_dict(bundle["state_dict"])
-    return model.to(map_location)
+    if not isinstance(bundle, dict) or not _PAYLOAD_KEYS <= bundle.keys():
+        raise ValueError(
+            f"model file {str(path)!r} is not a save_model bundle: expected a dict with keys {sorted(_PAYLOAD_KEYS)}"
+        )
+    return model_from_payload(bundle).to(map_location)
