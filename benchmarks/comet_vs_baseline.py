@@ -84,14 +84,15 @@ def run_cell(data, setup, strategy: str, seed: int, params: dict, eval_params) -
     key = f"{data.category}__{setup.name}__{strategy}__seed{seed}"
     _, _, final = training_tables(key, result)
     metrics, _ = evaluate_cell(result.model, data, final, eval_params)
-    injected = data.train.set_index("sample_id")["injected"].reindex(final["sample_id"]).to_numpy(dtype=bool)
+    is_injected = data.train.set_index("sample_id")["injected"]
+    injected = is_injected.reindex(final["sample_id"]).to_numpy(dtype=bool)
     weights = final["weight"].to_numpy()
     steps = int(np.ceil(len(result.train_ids) / setup.train.batch_size)) * setup.train.epochs
     # AUROC of the training images' scores at every re-weighting epoch (CoMet runs): how the ranking evolves
     during = result.weights[~result.weights["final"]]
     by_epoch = {}
     for epoch, g in during.groupby("epoch"):
-        y = data.train.set_index("sample_id")["injected"].reindex(g["sample_id"]).to_numpy(dtype=bool)
+        y = is_injected.reindex(g["sample_id"]).to_numpy(dtype=bool)
         by_epoch[str(int(epoch))] = image_auroc(y, g["score"].to_numpy()) if 0 < y.sum() < len(y) else float("nan")
     row = {
         "seed": seed,
@@ -243,7 +244,7 @@ def trajectory_table(frame: pd.DataFrame) -> str:
         return "(no per-epoch scores recorded)"
     table = pd.DataFrame(rows)
     keep = ["model", "cells", *[c for c in table.columns if c.startswith("ep ")][::2], "final model"]
-    return markdown(table[[c for c in dict.fromkeys(keep) if c in table]])
+    return markdown(table[keep])
 
 
 def ablation_table(frame: pd.DataFrame) -> str:
