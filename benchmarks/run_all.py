@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
 
     print("[run_all] extraction throughput...", flush=True)
-    ext_rows, ext_body = extraction(16 if args.quick else 64)
+    ext_rows, ext_body = extraction(16 if args.quick else 128)
     rows += ext_rows
     details.append(("Extraction throughput (bench_extraction.py)", ext_body))
 

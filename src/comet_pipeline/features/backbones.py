@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from comet_pipeline.allocator import tune_malloc
 from comet_pipeline.torchvision_compat import import_torchvision
 
 logger = logging.getLogger(__name__)
@@ -171,11 +172,13 @@ class FeatureExtractor(nn.Module):
     ``x -> (x - mean_ImageNet) / std_ImageNet -> backbone``; each requested layer's map is
     bilinearly resized to the first layer's grid ``h x w`` and the maps are concatenated on
     channels. The module stays in eval mode with frozen parameters; ``weights_sha256``
-    identifies the weights (cache keys, bundles).
+    identifies the weights (cache keys, bundles). Building one tunes the process's
+    allocator for its large activations (:func:`comet_pipeline.allocator.tune_malloc`).
     """
 
     def __init__(self, spec: BackboneSpec | None = None) -> None:
         super().__init__()
+        tune_malloc()
         self.spec = spec if spec is not None else BackboneSpec()
         backbone, self.weights_sha256 = load_backbone(self.spec)
         import_torchvision()

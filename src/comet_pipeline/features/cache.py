@@ -15,7 +15,8 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -69,7 +70,7 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 def load_resized(path: str | Path, resolution: int) -> Tensor:
     """Image ``path`` as RGB ``uint8`` tensor ``(3, S, S)``, resized (bilinear) to ``S = resolution``."""
     image = Image.fromarray(load_rgb(path)).resize((resolution, resolution), Image.Resampling.BILINEAR)
-    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))  # contiguous: cheap stack
 
 
 def rotate(images: Tensor, angle: int) -> Tensor:
@@ -89,7 +90,8 @@ def rotate(images: Tensor, angle: int) -> Tensor:
 
 def rotation_views(images: Tensor, rotations: Sequence[int]) -> Tensor:
     """The ``R`` rotated views of ``images`` ``(B, 3, H, W)``, view-major: ``(R * B, 3, H, W)``."""
-    return torch.cat([rotate(images, angle) for angle in rotations])
+    views = [rotate(images, angle) for angle in rotations]
+    return views[0] if len(views) == 1 else torch.cat(views)
 
 
 class _ImageDataset(Dataset):
@@ -104,6 +106,28 @@ class _ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[int, Tensor]:
         return index, load_resized(self.paths[index], self.resolution)
+
+
+def _prefetched_batches(dataset: _ImageDataset, batch_size: int, threads: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """``(indices, uint8 images)`` batches in order, decoded by ``threads`` threads one batch ahead.
+
+    PIL releases the GIL while decoding and resizing, so the threads decode images in
+    parallel, and batch ``k + 1`` is read while the caller runs batch ``k`` (on a GPU the
+    decode hides behind the forward pass); at most two batches are held in memory.
+    """
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode") as pool:
+
+        def submit(start: int) -> tuple[range, list[Future[tuple[int, Tensor]]]]:
+            indices = range(start, min(start + batch_size, len(dataset)))
+            return indices, [pool.submit(dataset.__getitem__, i) for i in indices]
+
+        starts = range(0, len(dataset), batch_size)
+        pending = submit(starts[0])
+        for following in [*starts[1:], None]:
+            indices, futures = pending
+            if following is not None:
+                pending = submit(following)
+            yield torch.tensor(indices), torch.stack([future.result()[1] for future in futures])
 
 
 @functools.lru_cache(maxsize=2)
@@ -130,17 +154,20 @@ def _compute(
     num_workers: int,
     progress: bool,
     weights_sha256: str,
-) -> None:
-    """Run ``paths`` through the backbone and save each image's ``(R, C, h, w)`` features to ``targets``."""
+) -> dict[Path, np.ndarray]:
+    """Run ``paths`` through the backbone, save each image's ``(R, C, h, w)`` features to ``targets``.
+
+    Returns the features by target file, so the caller need not read them back.
+    """
     on_cuda = device.type == "cuda"
     extractor = _extractor(spec, device, weights_sha256)
-    loader = DataLoader(
-        _ImageDataset(paths, spec.resolution),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        pin_memory=on_cuda,
-    )
+    dataset = _ImageDataset(paths, spec.resolution)
+    if num_workers > 0:
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=on_cuda)
+    else:
+        loader = _prefetched_batches(dataset, batch_size, threads=max(1, torch.get_num_threads()))
     n_views = len(rotations)
+    computed: dict[Path, np.ndarray] = {}
     with (
         torch.inference_mode(),
         torch.autocast(device_type=device.type, dtype=torch.float16, enabled=on_cuda),
@@ -156,7 +183,9 @@ def _compute(
             feats = feats.to(torch.float16).cpu().numpy()
             for row, index in enumerate(indices.tolist()):
                 _atomic_write(targets[index], lambda handle, a=feats[row]: np.save(handle, a))
+                computed[targets[index]] = feats[row]
             bar.update(len(indices))
+    return computed
 
 
 def extract_features(
@@ -193,8 +222,9 @@ def extract_features(
     logger.info(
         "Feature cache %s: %d of %d images cached, %d to compute", key_dir, len(paths) - len(misses), len(paths), len(misses)
     )
+    computed: dict[Path, np.ndarray] = {}
     if misses:
-        _compute(
+        computed = _compute(
             list(misses.values()),
             list(misses),
             spec,
@@ -208,10 +238,12 @@ def extract_features(
 
     out: np.ndarray | None = None
     for row, file in enumerate(files):
-        try:
-            array = np.load(file, mmap_mode="r")
-        except (OSError, ValueError) as err:
-            raise RuntimeError(f"cached feature file {file} is unreadable ({err}); delete it to recompute") from err
+        array = computed.get(file)
+        if array is None:
+            try:
+                array = np.load(file, mmap_mode="r")
+            except (OSError, ValueError) as err:
+                raise RuntimeError(f"cached feature file {file} is unreadable ({err}); delete it to recompute") from err
         if out is None:
             out = np.empty((len(files), *array.shape), dtype=np.float16)
         if array.shape != out.shape[1:] or array.dtype != np.float16:
