@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from comet_pipeline.data.images import ImageReadError
 from comet_pipeline.devices import resolve_device
 from comet_pipeline.features import cache
 from comet_pipeline.features.backbones import BackboneSpec, FeatureExtractor
@@ -100,3 +102,23 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_features_match_the_backbone_in_input_order(images, tmp_path, num_workers):
+    """Batches of 2 over 3 images (one short batch): decoding threads or DataLoader workers keep the order."""
+    feats = _extract(images[::-1], tmp_path, num_workers=num_workers)
+    decoded = torch.stack([cache.load_resized(path, SPEC.resolution) for path in images[::-1]]).float() / 255.0
+    with torch.inference_mode():
+        expected = FeatureExtractor(SPEC)(decoded).numpy()
+    # batches of 2 vs 3 round differently (float16 storage: ~1e-3); other images differ by ~1
+    np.testing.assert_allclose(feats[:, 0].astype(np.float32), expected, atol=5e-3)
+    assert np.abs(feats[0, 0].astype(np.float32) - expected[1]).max() > 0.1
+    np.testing.assert_array_equal(_extract(images[::-1], tmp_path), feats)  # read back from the cache: the same
+
+
+def test_unreadable_image_is_named(images, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(Path(images[0]).read_bytes()[:100])
+    with pytest.raises(ImageReadError, match="broken.png"):
+        _extract([*images, str(broken)], tmp_path)
