@@ -113,7 +113,7 @@ def _prefetched_batches(dataset: _ImageDataset, batch_size: int, threads: int) -
 
     PIL releases the GIL while decoding and resizing, so the threads decode images in
     parallel, and batch ``k + 1`` is read while the caller runs batch ``k`` (on a GPU the
-    decode hides behind the forward pass); at most two batches are held in memory.
+    decode can overlap the forward pass); at most two batches are held in memory.
     """
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode") as pool:
 
@@ -154,11 +154,8 @@ def _compute(
     num_workers: int,
     progress: bool,
     weights_sha256: str,
-) -> dict[Path, np.ndarray]:
-    """Run ``paths`` through the backbone, save each image's ``(R, C, h, w)`` features to ``targets``.
-
-    Returns the features by target file, so the caller need not read them back.
-    """
+) -> None:
+    """Run ``paths`` through the backbone and save each image's ``(R, C, h, w)`` features to ``targets``."""
     on_cuda = device.type == "cuda"
     extractor = _extractor(spec, device, weights_sha256)
     dataset = _ImageDataset(paths, spec.resolution)
@@ -167,7 +164,6 @@ def _compute(
     else:
         loader = _prefetched_batches(dataset, batch_size, threads=max(1, torch.get_num_threads()))
     n_views = len(rotations)
-    computed: dict[Path, np.ndarray] = {}
     with (
         torch.inference_mode(),
         torch.autocast(device_type=device.type, dtype=torch.float16, enabled=on_cuda),
@@ -183,9 +179,7 @@ def _compute(
             feats = feats.to(torch.float16).cpu().numpy()
             for row, index in enumerate(indices.tolist()):
                 _atomic_write(targets[index], lambda handle, a=feats[row]: np.save(handle, a))
-                computed[targets[index]] = feats[row]
             bar.update(len(indices))
-    return computed
 
 
 def extract_features(
@@ -222,9 +216,8 @@ def extract_features(
     logger.info(
         "Feature cache %s: %d of %d images cached, %d to compute", key_dir, len(paths) - len(misses), len(paths), len(misses)
     )
-    computed: dict[Path, np.ndarray] = {}
     if misses:
-        computed = _compute(
+        _compute(
             list(misses.values()),
             list(misses),
             spec,
@@ -238,12 +231,10 @@ def extract_features(
 
     out: np.ndarray | None = None
     for row, file in enumerate(files):
-        array = computed.get(file)
-        if array is None:
-            try:
-                array = np.load(file, mmap_mode="r")
-            except (OSError, ValueError) as err:
-                raise RuntimeError(f"cached feature file {file} is unreadable ({err}); delete it to recompute") from err
+        try:
+            array = np.load(file, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise RuntimeError(f"cached feature file {file} is unreadable ({err}); delete it to recompute") from err
         if out is None:
             out = np.empty((len(files), *array.shape), dtype=np.float16)
         if array.shape != out.shape[1:] or array.dtype != np.float16:
