@@ -10,8 +10,8 @@ parameter or of the code never reuses stale results.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import functools
+import hashlib
 import itertools
 import json
 import logging
@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from comet_pipeline.atomic import atomic_write
 from comet_pipeline.config import PROJECT_PATH, EvaluationParams, FeatureParams, require
 from comet_pipeline.data.contamination import contaminate
 from comet_pipeline.experiment import ModelSetup, evaluate_cell, load_category, train_cell, training_tables
@@ -85,11 +86,10 @@ def _run_block(
     features: FeatureParams,
     evaluation: EvaluationParams,
     overlap: bool,
-) -> list[dict[str, Any]]:
+) -> None:
     """Train and evaluate the block's cells; each result is written to its file as soon as it is done."""
     manifest, _ = contaminate(samples, ratio=block.ratio, seed=block.seed, overlap=overlap)
     loaded: dict[str, Any] = {}
-    rows = []
     for category, model, strategy, file in block.cells:
         if category not in loaded:
             loaded[category] = load_category(manifest, category, features)
@@ -99,12 +99,7 @@ def _run_block(
         metrics, _ = evaluate_cell(result.model, data, train_scores, evaluation)
         cell = {"ratio": block.ratio, "seed": block.seed, "category": category, "model": model, "strategy": strategy}
         row = {**cell, **metrics, "train_seconds": float(result.history["seconds"].sum())}
-        path = Path(file)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(row, default=float))
-        tmp.replace(path)
-        rows.append(row)
-    return rows
+        atomic_write(file, lambda handle: handle.write(json.dumps(row, default=float).encode()))
 
 
 def run_sweep(

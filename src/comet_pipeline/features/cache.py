@@ -13,12 +13,9 @@ import functools
 import hashlib
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import torch
@@ -27,6 +24,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from comet_pipeline.atomic import atomic_write
 from comet_pipeline.data.images import load_rgb
 from comet_pipeline.devices import resolve_device
 from comet_pipeline.features.backbones import BackboneSpec, FeatureExtractor, sha256_file, verify_weights
@@ -53,18 +51,6 @@ def cache_key(spec: BackboneSpec, rotations: Sequence[int], weights_sha256: str)
     }
     digest = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
     return f"{spec.name}_{digest[:12]}", description
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` via a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_resized(path: str | Path, resolution: int) -> Tensor:
@@ -178,7 +164,7 @@ def _compute(
             feats = feats.unflatten(0, (n_views, len(indices))).transpose(0, 1)
             feats = feats.to(torch.float16).cpu().numpy()
             for row, index in enumerate(indices.tolist()):
-                _atomic_write(targets[index], lambda handle, a=feats[row]: np.save(handle, a))
+                atomic_write(targets[index], lambda handle, a=feats[row]: np.save(handle, a))
             bar.update(len(indices))
 
 
@@ -209,7 +195,7 @@ def extract_features(
     key_dir.mkdir(parents=True, exist_ok=True)
     manifest = key_dir / "manifest.json"
     if not manifest.exists():
-        _atomic_write(manifest, lambda handle: handle.write(json.dumps(description, indent=2).encode()))
+        atomic_write(manifest, lambda handle: handle.write(json.dumps(description, indent=2).encode()))
 
     files = [key_dir / f"{sha256_file(path)}.npy" for path in paths]
     misses = {file: path for path, file in zip(paths, files) if not file.exists()}  # one run per content

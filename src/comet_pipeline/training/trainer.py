@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +40,7 @@ from tqdm.auto import tqdm
 from comet_pipeline.comet.confidence import confidence_weights
 from comet_pipeline.comet.meta import META_ORDERS, meta_gradients, scl_loss
 from comet_pipeline.comet.model_uncertainty import LossWindow, adaptive_lambda
+from comet_pipeline.atomic import atomic_write
 from comet_pipeline.config import ConfigError
 from comet_pipeline.devices import resolve_device
 from comet_pipeline.safety import load_error_reason
@@ -368,15 +368,7 @@ def _fingerprint(
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace`` (atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda handle: torch.save(state, handle), fsync=True)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
